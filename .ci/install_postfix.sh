@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Make Debian's postfix usable by the test suite WITHOUT installing it as a
+# system MTA.
+#
+# What it does (run as root on Debian 12; safe to run any number of times):
+#   1. apt-get update
+#   2. apt-get download postfix, dpkg-deb -x it into a private prefix
+#      ($SMTPCLIENT_POSTFIX_ROOT, default /opt/smtpclient-postfix).  The
+#      package's maintainer scripts never run: no /etc/postfix, no service,
+#      nothing listening on port 25.  Skipped when the prefix already holds
+#      the candidate version.
+#   3. apt-get install --no-install-recommends the shared-library packages the
+#      unpacked binaries link against (the lib* entries of the package's
+#      Depends, e.g. libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3;
+#      --no-upgrade: libraries already present are left as they are), then
+#      checks with ldd that every binary resolves all of its libraries.
+#      postfix's own libpostfix-*.so live in $ROOT/usr/lib/postfix: point
+#      LD_LIBRARY_PATH there to run the binaries (tests/_postfix.py does).
+#   4. Creates the unprivileged mail_owner account "smtpclient-pf" (system
+#      user, own group, no home, no login shell) and the setgid_group
+#      "smtpclient-pd", if missing.
+#
+# Prints one summary line at the end.  Exits non-zero on any failure.
+set -euo pipefail
+
+ROOT="${SMTPCLIENT_POSTFIX_ROOT:-/opt/smtpclient-postfix}"
+MAIL_OWNER="smtpclient-pf"
+SETGID_GROUP="smtpclient-pd"
+STAMP="$ROOT/.smtpclient-postfix-version"
+
+export DEBIAN_FRONTEND=noninteractive
+log() { printf 'install_postfix: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+case "$ROOT" in
+    /*) ;;
+    *) die "SMTPCLIENT_POSTFIX_ROOT must be an absolute path (got '$ROOT')" ;;
+esac
+[ "$ROOT" != "/" ] || die "SMTPCLIENT_POSTFIX_ROOT must not be /"
+
+WORK="$(mktemp -d /tmp/smtpclient-postfix-install.XXXXXX)"
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+
+pkgs_before="$WORK/pkgs-before"
+dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" {print $2}' | sort -u >"$pkgs_before"
+
+log "apt-get update"
+apt-get update -qq || die "apt-get update failed"
+
+# --- 1. fetch and unpack postfix ---------------------------------------------
+candidate="$(apt-cache policy postfix | awk '/Candidate:/ {print $2; exit}')"
+if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+    die "no installation candidate for postfix"
+fi
+
+unpacked="already present"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$candidate" ] \
+        && [ -x "$ROOT/usr/lib/postfix/sbin/master" ] && [ -x "$ROOT/usr/sbin/smtp-sink" ]; then
+    log "postfix $candidate already unpacked in $ROOT"
+else
+    log "downloading postfix $candidate"
+    # apt drops privileges to _apt for downloads; let it write here.
+    if id _apt >/dev/null 2>&1; then chown _apt "$WORK"; fi
+    (cd "$WORK" && apt-get download -qq "postfix=$candidate") || die "apt-get download postfix failed"
+    deb="$(find "$WORK" -maxdepth 1 -name 'postfix_*.deb' | head -n1)"
+    [ -n "$deb" ] || die "downloaded postfix .deb not found"
+    dpkg-deb -f "$deb" Depends >"$WORK/depends"
+    staging="$ROOT.staging.$$"
+    rm -rf "$staging"
+    mkdir -p "$staging"
+    dpkg-deb -x "$deb" "$staging" || die "dpkg-deb -x failed"
+    cp "$WORK/depends" "$staging/.smtpclient-postfix-depends"
+    printf '%s\n' "$candidate" >"$staging/.smtpclient-postfix-version"
+    mkdir -p "$(dirname "$ROOT")"
+    rm -rf "$ROOT"
+    mv "$staging" "$ROOT"
+    unpacked="unpacked now"
+fi
+
+# --- 2. shared libraries -----------------------------------------------------
+# lib* packages from the Depends line (first alternative, version dropped).
+mapfile -t libpkgs < <(
+    tr ',' '\n' <"$ROOT/.smtpclient-postfix-depends" \
+        | sed -e 's/|.*//' -e 's/(.*)//' -e 's/[[:space:]]//g' \
+        | grep -E '^lib' | sort -u
+)
+[ "${#libpkgs[@]}" -gt 0 ] || die "could not determine postfix's library dependencies"
+log "apt-get install ${libpkgs[*]}"
+# --no-upgrade: never upgrade an already installed library as a side effect.
+apt-get install -y -qq --no-install-recommends --no-upgrade "${libpkgs[@]}" >/dev/null \
+    || die "apt-get install ${libpkgs[*]} failed"
+
+export LD_LIBRARY_PATH="$ROOT/usr/lib/postfix"
+missing=""
+checked=0
+for f in "$ROOT"/usr/sbin/* "$ROOT"/usr/lib/postfix/sbin/* "$ROOT"/usr/lib/postfix/*.so; do
+    [ -f "$f" ] || continue
+    # Only ELF files (the directories also hold shell/perl scripts).
+    [ "$(head -c4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+    checked=$((checked + 1))
+    out="$(ldd "$f" 2>&1)" || die "ldd $f failed: $out"
+    if grep -q 'not found' <<<"$out"; then
+        missing="$missing"$'\n'"$f:"$'\n'"$(grep 'not found' <<<"$out")"
+    fi
+done
+[ "$checked" -gt 20 ] || die "only $checked ELF files found under $ROOT; unpack looks broken"
+[ -z "$missing" ] || die "unresolved shared libraries:$missing"
+"$ROOT/usr/sbin/postconf" -d mail_version >/dev/null 2>&1 \
+    || die "$ROOT/usr/sbin/postconf does not run"
+
+# --- 3. accounts -------------------------------------------------------------
+nologin=/usr/sbin/nologin
+[ -x "$nologin" ] || nologin=/bin/false
+accounts=""
+if getent group "$SETGID_GROUP" >/dev/null; then
+    accounts="$accounts group $SETGID_GROUP existed;"
+else
+    groupadd --system "$SETGID_GROUP" || die "groupadd $SETGID_GROUP failed"
+    accounts="$accounts group $SETGID_GROUP created;"
+fi
+if getent passwd "$MAIL_OWNER" >/dev/null; then
+    accounts="$accounts user $MAIL_OWNER existed"
+else
+    if getent group "$MAIL_OWNER" >/dev/null; then
+        group_opt=(--gid "$MAIL_OWNER")
+    else
+        group_opt=(--user-group)
+    fi
+    useradd --system "${group_opt[@]}" --no-create-home --home-dir /nonexistent \
+        --shell "$nologin" --comment "smtpclient test postfix" "$MAIL_OWNER" \
+        || die "useradd $MAIL_OWNER failed"
+    accounts="$accounts user $MAIL_OWNER (+ group $MAIL_OWNER) created"
+fi
+owner_gid="$(id -g "$MAIL_OWNER")"
+sgid_gid="$(getent group "$SETGID_GROUP" | cut -d: -f3)"
+[ "$owner_gid" != "$sgid_gid" ] || die "$MAIL_OWNER's primary group must differ from $SETGID_GROUP"
+
+# --- summary -----------------------------------------------------------------
+pkgs_after="$WORK/pkgs-after"
+dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" {print $2}' | sort -u >"$pkgs_after"
+new_pkgs="$(comm -13 "$pkgs_before" "$pkgs_after" | tr '\n' ' ' | sed 's/ $//')"
+printf 'install_postfix: postfix %s %s in %s (binaries need LD_LIBRARY_PATH=%s); apt packages newly installed: %s;%s\n' \
+    "$candidate" "$unpacked" "$ROOT" "$ROOT/usr/lib/postfix" "${new_pkgs:-none}" "$accounts"

@@ -1,0 +1,51 @@
+"""The whole check, on the oldest and newest supported Python: ruff, mypy, pytest.
+
+Run ``python3 -m nox`` (README command 2 installs postfix first).  pyenv's
+interpreters are found by their full paths, so no pyenv shim needs to be active.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+OLDEST, NEWEST = "3.10", "3.13"
+
+
+def _interpreter(version: str) -> str:
+    """The newest pyenv interpreter of ``version``, else ``pythonX.Y`` on PATH."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = sorted(
+        glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", "python")),
+        key=lambda p: [int(x) for x in p.split("/")[-3].split(".") if x.isdigit()],
+    )
+    return found[-1] if found else shutil.which(f"python{version}") or f"python{version}"
+
+
+@nox.session(python=_interpreter(NEWEST))
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy --strict on the library and the tests."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "--python-version", "3.10")
+    session.run("mypy", "--python-version", "3.13")
+
+
+@nox.session(python=[_interpreter(OLDEST), _interpreter(NEWEST)])
+def tests(session: nox.Session) -> None:
+    """pytest under -bb with branch coverage; smtp_core must stay at 100 %."""
+    session.install("-e", ".[test]")
+    env = {"HYPOTHESIS_PROFILE": "ci" if os.environ.get("CI") else "dev"}
+    session.run(
+        "python", "-bb", "-m", "pytest", "--cov", "--cov-branch", "--cov-report=term",
+        *session.posargs, env=env,
+    )
+    session.run("coverage", "report", "--include=smtp_core/*", "--fail-under=100")

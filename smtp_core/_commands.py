@@ -1,0 +1,405 @@
+"""Commands: one small immutable object per SMTP verb, checked when built.
+
+A command that exists is safe to put on the wire: every constructor refuses
+CR, LF and NUL in any argument and, unless built with ``strict=False``, checks
+the RFC 5321 syntax of its addresses, names and parameters.  What depends on
+the server (SMTPUTF8, SIZE) or on the session (order of commands) is checked
+later, by :meth:`Connection.send`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, final
+
+from ._abnf import ADDRESS_LITERAL, DOMAIN, ESMTP_PARAM, FORBIDDEN_CHARS, MAILBOX, VERB
+from ._errors import LocalProtocolError
+
+__all__ = [
+    "BaseCommand",
+    "Command",
+    "Content",
+    "Data",
+    "Ehlo",
+    "EndOfContent",
+    "Expn",
+    "Helo",
+    "Help",
+    "Lhlo",
+    "Mail",
+    "Noop",
+    "Quit",
+    "Rcpt",
+    "Rset",
+    "StartTLS",
+    "Vrfy",
+]
+
+# RFC 5321 §4.5.3.1.3: "The maximum total length of a reverse-path or
+# forward-path is 256 octets (including the punctuation and element
+# separators)."  §4.5.3.1.1: local-part 64 octets; §4.5.3.1.2: domain 255.
+MAX_PATH_LENGTH = 256
+MAX_LOCAL_PART_LENGTH = 64
+MAX_DOMAIN_LENGTH = 255
+# RFC 5321 §4.5.3.1.4 sets 512 octets for a command line, and lets each SMTP
+# extension raise it for the parameters it adds (RFC 3461's ORCPT alone may
+# carry 500).  This bound is the engine's, applied in every mode, so that no
+# caller can make a line a server would cut in two.
+MAX_COMMAND_LINE = 2048
+
+
+def check_safe(what: str, value: str) -> None:
+    """Refuse CR, LF and NUL anywhere in ``value`` (every mode, every command).
+
+    Raises:
+        LocalProtocolError: naming ``what`` and showing the value.
+        TypeError: if ``value`` is not a ``str``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if FORBIDDEN_CHARS.search(value):
+        raise LocalProtocolError(f"{what} contains CR, LF or NUL: {value!r}")
+
+
+def _check_address(what: str, address: str, strict: bool, *, null_ok: bool) -> None:
+    check_safe(what, address)
+    if not strict:
+        if "<" in address or ">" in address:
+            raise LocalProtocolError(f"{what} contains '<' or '>': {address!r}")
+        return
+    if address == "" and null_ok:
+        return  # the null reverse-path "<>" (RFC 5321 §4.5.5)
+    match = MAILBOX.fullmatch(address)
+    if match is None:
+        raise LocalProtocolError(f"{what} is not an RFC 5321 mailbox: {address!r}")
+    if len(address.encode()) + 2 > MAX_PATH_LENGTH:
+        raise LocalProtocolError(f"{what} is longer than {MAX_PATH_LENGTH - 2} octets: {address!r}")
+    if len(match["local"].encode()) > MAX_LOCAL_PART_LENGTH:
+        raise LocalProtocolError(
+            f"{what} local part is longer than {MAX_LOCAL_PART_LENGTH} octets: {address!r}"
+        )
+
+
+def _check_params(what: str, params: tuple[str, ...], strict: bool) -> None:
+    if not isinstance(params, tuple):
+        raise TypeError(f"{what} parameters must be a tuple of str")
+    for param in params:
+        check_safe(f"{what} parameter", param)
+        if param == "" or " " in param:
+            raise LocalProtocolError(f"{what} parameter is empty or contains a space: {param!r}")
+        if strict and ESMTP_PARAM.fullmatch(param) is None:
+            raise LocalProtocolError(f"{what} parameter is not keyword[=value]: {param!r}")
+
+
+def _check_domain(what: str, name: str, strict: bool) -> None:
+    check_safe(what, name)
+    if name == "" or " " in name:
+        raise LocalProtocolError(f"{what} is empty or contains a space: {name!r}")
+    if not strict:
+        return
+    if ADDRESS_LITERAL.fullmatch(name) is None and DOMAIN.fullmatch(name) is None:
+        raise LocalProtocolError(f"{what} is neither a domain nor an address literal: {name!r}")
+    if len(name.encode()) > MAX_DOMAIN_LENGTH:
+        raise LocalProtocolError(f"{what} is longer than {MAX_DOMAIN_LENGTH} octets: {name!r}")
+
+
+class BaseCommand:
+    """What every command has: a verb, a wire form and the pipelining rule.
+
+    Attributes:
+        VERB: the upper-case verb, e.g. ``"MAIL"``.
+        ends_group: True if RFC 2920 §3.1 lets this command only end a
+            pipelined group (the client must wait for its reply before
+            sending anything else).
+    """
+
+    __slots__ = ()
+    VERB: ClassVar[str] = ""
+    ends_group: ClassVar[bool] = True
+
+    @property
+    def verb(self) -> str:
+        """The upper-case verb, e.g. ``"MAIL"``."""
+        return self.VERB
+
+    def arguments(self, lowercase: bool = False) -> str:
+        """The text after the verb (without the separating space), or ``""``."""
+        return ""
+
+    def line(self, lowercase: bool = False) -> str:
+        """The command line without CRLF; ``lowercase`` writes the verb as smtplib does."""
+        verb = self.verb.lower() if lowercase else self.verb
+        args = self.arguments(lowercase)
+        return f"{verb} {args}" if args else verb
+
+    def has_non_ascii(self) -> bool:
+        """True if any argument needs UTF-8 (RFC 6531 SMTPUTF8) on the wire."""
+        return not self.arguments().isascii()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Ehlo(BaseCommand):
+    """``EHLO <name>`` (RFC 5321 §4.1.1.1): greet and ask for the extensions."""
+
+    name: str
+    strict: bool = True
+    VERB: ClassVar[str] = "EHLO"
+
+    def __post_init__(self) -> None:
+        _check_domain("EHLO name", self.name, self.strict)
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.name
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Helo(BaseCommand):
+    """``HELO <name>`` (RFC 5321 §4.1.1.1): greet without extensions."""
+
+    name: str
+    strict: bool = True
+    VERB: ClassVar[str] = "HELO"
+
+    def __post_init__(self) -> None:
+        _check_domain("HELO name", self.name, self.strict)
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.name
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Lhlo(BaseCommand):
+    """``LHLO <name>`` (RFC 2033 §4.1): the LMTP greeting, answered like EHLO."""
+
+    name: str
+    strict: bool = True
+    VERB: ClassVar[str] = "LHLO"
+
+    def __post_init__(self) -> None:
+        _check_domain("LHLO name", self.name, self.strict)
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.name
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Mail(BaseCommand):
+    """``MAIL FROM:<sender> [params]`` (RFC 5321 §4.1.1.2): start a transaction.
+
+    Args:
+        sender: the reverse-path without angle brackets; ``""`` is the null
+            reverse-path ``<>`` used for bounces.
+        params: ESMTP parameters as ``"KEYWORD"`` or ``"KEYWORD=value"``
+            strings, written in the order given.
+        strict: check the RFC 5321 address and parameter syntax (safety checks
+            are made either way).
+
+    Raises:
+        LocalProtocolError: on CR/LF/NUL, bad syntax or an over-long path.
+    """
+
+    sender: str
+    params: tuple[str, ...] = ()
+    strict: bool = True
+    VERB: ClassVar[str] = "MAIL"
+    ends_group: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_address("MAIL sender", self.sender, self.strict, null_ok=True)
+        _check_params("MAIL", self.params, self.strict)
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        head = "from:" if lowercase else "FROM:"
+        return " ".join((f"{head}<{self.sender}>", *self.params))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Rcpt(BaseCommand):
+    """``RCPT TO:<recipient> [params]`` (RFC 5321 §4.1.1.3): add one recipient.
+
+    Args:
+        recipient: the forward-path without angle brackets (``"Postmaster"``
+            alone is allowed, §4.1.1.3).
+        params: ESMTP parameters, as for :class:`Mail`.
+        strict: check the RFC 5321 syntax.
+
+    Raises:
+        LocalProtocolError: on CR/LF/NUL, bad syntax or an over-long path.
+    """
+
+    recipient: str
+    params: tuple[str, ...] = ()
+    strict: bool = True
+    VERB: ClassVar[str] = "RCPT"
+    ends_group: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        check_safe("RCPT recipient", self.recipient)
+        if self.recipient.lower() != "postmaster":
+            _check_address("RCPT recipient", self.recipient, self.strict, null_ok=False)
+        _check_params("RCPT", self.params, self.strict)
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        head = "to:" if lowercase else "TO:"
+        return " ".join((f"{head}<{self.recipient}>", *self.params))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Data(BaseCommand):
+    """``DATA`` (RFC 5321 §4.1.1.4): the server answers 354, then content follows."""
+
+    VERB: ClassVar[str] = "DATA"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Rset(BaseCommand):
+    """``RSET`` (RFC 5321 §4.1.1.5): abort the current transaction."""
+
+    VERB: ClassVar[str] = "RSET"
+    ends_group: ClassVar[bool] = False
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Noop(BaseCommand):
+    """``NOOP [string]`` (RFC 5321 §4.1.1.9): ask for a 250 and nothing else."""
+
+    argument: str = ""
+    VERB: ClassVar[str] = "NOOP"
+
+    def __post_init__(self) -> None:
+        check_safe("NOOP argument", self.argument)
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.argument
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Vrfy(BaseCommand):
+    """``VRFY <string>`` (RFC 5321 §4.1.1.6): ask whether a user or mailbox exists."""
+
+    argument: str
+    VERB: ClassVar[str] = "VRFY"
+
+    def __post_init__(self) -> None:
+        check_safe("VRFY argument", self.argument)
+        if not self.argument:
+            raise LocalProtocolError("VRFY needs an argument")
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.argument
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Expn(BaseCommand):
+    """``EXPN <string>`` (RFC 5321 §4.1.1.7): ask for the members of a list."""
+
+    argument: str
+    VERB: ClassVar[str] = "EXPN"
+
+    def __post_init__(self) -> None:
+        check_safe("EXPN argument", self.argument)
+        if not self.argument:
+            raise LocalProtocolError("EXPN needs an argument")
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.argument
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Help(BaseCommand):
+    """``HELP [string]`` (RFC 5321 §4.1.1.8)."""
+
+    argument: str = ""
+    VERB: ClassVar[str] = "HELP"
+
+    def __post_init__(self) -> None:
+        check_safe("HELP argument", self.argument)
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.argument
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Quit(BaseCommand):
+    """``QUIT`` (RFC 5321 §4.1.1.10): the server answers 221 and closes."""
+
+    VERB: ClassVar[str] = "QUIT"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StartTLS(BaseCommand):
+    """``STARTTLS`` (RFC 3207): after the 220 the driver starts TLS."""
+
+    VERB: ClassVar[str] = "STARTTLS"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Command(BaseCommand):
+    """A command the engine has no class for (private extensions, RFC 5321 §4.1.5).
+
+    Its reply never changes the connection's state, and it ends a pipelined
+    group, because the engine cannot know what it does.
+
+    Args:
+        name: the verb; letters, digits and ``-``.
+        args: the text after the verb, if any.
+    """
+
+    name: str
+    args: str = ""
+
+    def __post_init__(self) -> None:
+        check_safe("command verb", self.name)
+        check_safe("command argument", self.args)
+        if VERB.fullmatch(self.name) is None:
+            raise LocalProtocolError(f"command verb is not letters, digits and '-': {self.name!r}")
+
+    def line(self, lowercase: bool = False) -> str:  # noqa: D102
+        return f"{self.name} {self.args}" if self.args else self.name
+
+    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+        return self.args
+
+    @property
+    def verb(self) -> str:
+        """The verb as given, upper-cased."""
+        return self.name.upper()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Content(BaseCommand):
+    """A piece of message content, sent after ``DATA`` drew ``354``.
+
+    Content is given as it is; the connection's encoder turns every line
+    ending into CRLF and dot-stuffs it (RFC 5321 §4.5.2), across calls.
+    """
+
+    data: bytes
+    VERB: ClassVar[str] = "<content>"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"content must be bytes, not {type(self.data).__name__}")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class EndOfContent(BaseCommand):
+    """The end of the message: the encoder writes ``.CRLF`` (after a CRLF if needed)."""
+
+    VERB: ClassVar[str] = "<end of data>"

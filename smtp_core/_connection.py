@@ -1,0 +1,403 @@
+"""The connection: three verbs that tie the reader, the table and the encoder together.
+
+``receive_data`` stores bytes, ``next_event`` turns them into one event at a
+time, and ``send`` turns a command into the bytes to write after checking it
+against the state table, the server's extensions and the pipelining rules.
+Nothing here reads a socket or a clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NoReturn, final
+
+from ._commands import (
+    MAX_COMMAND_LINE,
+    BaseCommand,
+    Content,
+    Data,
+    Ehlo,
+    EndOfContent,
+    Helo,
+    Lhlo,
+    Mail,
+    Rcpt,
+    Rset,
+    StartTLS,
+)
+from ._commands import Quit as _Quit
+from ._data import DataEncoder
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, NeedData, Reply
+from ._extensions import Extensions
+from ._replies import ReplyReader
+from ._state import TRANSITIONS, Input, Outcome, State
+
+__all__ = ["Connection"]
+
+_INPUT_OF: dict[type[BaseCommand], Input] = {
+    Ehlo: Input.HELLO,
+    Helo: Input.HELLO,
+    Lhlo: Input.HELLO,
+    Mail: Input.MAIL,
+    Rcpt: Input.RCPT,
+    Data: Input.DATA,
+    Content: Input.CONTENT,
+    EndOfContent: Input.END_OF_DATA,
+    Rset: Input.RSET,
+    StartTLS: Input.STARTTLS,
+    _Quit: Input.QUIT,
+}
+_OUTCOME_OF_CLASS = {
+    2: Outcome.POSITIVE,
+    3: Outcome.INTERMEDIATE,
+    4: Outcome.NEGATIVE,
+    5: Outcome.NEGATIVE,
+}
+# ESMTP parameters of MAIL and the extension each needs (RFC 5321 §4.1.1.11:
+# a client must not use a parameter the server did not advertise).
+_PARAM_NEEDS = {
+    "SIZE": "SIZE",  # RFC 1870
+    "BODY": "8BITMIME",  # RFC 6152 (BINARYMIME, RFC 3030, also needs CHUNKING)
+    "SMTPUTF8": "SMTPUTF8",  # RFC 6531
+    "RET": "DSN",  # RFC 3461
+    "ENVID": "DSN",
+    "NOTIFY": "DSN",
+    "ORCPT": "DSN",
+}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A command waiting for its reply, and what the session hopes it gets."""
+
+    command: BaseCommand | None  # None: the greeting, which no command drew
+    input: Input
+    expected: Outcome
+    ends_group: bool
+    recipient: str | None = None
+
+
+def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for param in params:
+        keyword, _, value = param.partition("=")
+        parsed[keyword.upper()] = value
+    return parsed
+
+
+class Connection:
+    """One SMTP or LMTP session, seen from the client, with no I/O of its own.
+
+    Args:
+        lmtp: speak LMTP (RFC 2033): LHLO instead of EHLO/HELO, and one reply
+            per accepted recipient after the end of data.
+        lowercase_commands: write verbs and ``from:``/``to:`` in lower case,
+            byte for byte as the standard library's smtplib does.
+
+    The connection starts in ``State.GREETING``, waiting for the server's first
+    reply; nothing may be sent before it arrives.
+    """
+
+    def __init__(self, *, lmtp: bool = False, lowercase_commands: bool = False) -> None:
+        self.lmtp = lmtp
+        self.lowercase_commands = lowercase_commands
+        self._state = State.GREETING
+        self._projected = State.CONNECTED  # what the hoped-for 220 greeting leads to
+        self._pending: deque[_Pending] = deque(
+            [_Pending(None, Input.GREETING, Outcome.POSITIVE, ends_group=True)]
+        )
+        self._reader = ReplyReader()
+        self._extensions = Extensions()
+        self._encoder = DataEncoder()
+        self._accepted: list[str] = []
+        self._utf8_transaction = False
+        self._eof = False
+        self._error: str | None = None
+
+    # -- what the caller may look at -------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The state confirmed by the server's replies so far."""
+        return self._state
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the last successful EHLO/LHLO advertised (empty after HELO or TLS)."""
+        return self._extensions
+
+    @property
+    def awaiting(self) -> tuple[BaseCommand, ...]:
+        """The commands sent whose replies have not arrived, oldest first."""
+        return tuple(p.command for p in self._pending if p.command is not None)
+
+    @property
+    def accepted_recipients(self) -> tuple[str, ...]:
+        """The recipients the server accepted in the current transaction."""
+        return tuple(self._accepted)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Store bytes read from the server; ``b""`` means the server closed.
+
+        Nothing is parsed here; call :meth:`next_event` afterwards.
+
+        Raises:
+            ValueError: if bytes arrive after ``b""`` was fed.
+        """
+        if self._eof and data:
+            raise ValueError("data fed after end of file")
+        if not data:
+            self._eof = True
+            return
+        self._reader.feed(data)
+
+    def next_event(self) -> Event | NeedData:
+        """Parse and return the next event, or :data:`NEED_DATA`.
+
+        Returns:
+            A :class:`Greeting` for the server's first reply, a :class:`Reply`
+            paired with the command that drew it, :class:`ConnectionClosed`
+            once the server closed and every whole reply was returned, or
+            :data:`NEED_DATA` when the buffer holds no whole reply.
+
+        Raises:
+            RemoteProtocolError: the server broke the grammar or a limit, sent a
+                reply nothing was waiting for, or sent bytes after accepting
+                STARTTLS.  The connection moves to ``ERROR`` and stays there.
+        """
+        if self._error is not None:
+            raise RemoteProtocolError(f"connection is in the ERROR state: {self._error}")
+        if self._state is State.TLS:
+            # RFC 3207 §5 / CVE-2011-0411: bytes that arrive in the clear after
+            # the 220 could be read as if they came over TLS; refuse them.
+            if self._reader.has_unparsed():
+                self._fail_remote("bytes received after the 220 reply to STARTTLS")
+            return NEED_DATA
+        try:
+            parsed = self._reader.next_reply()
+        except RemoteProtocolError as exc:
+            self._fail_remote(str(exc))
+        if parsed is None:
+            if not self._eof:
+                return NEED_DATA
+            if self._reader.has_unparsed():
+                self._fail_remote("server closed the connection in the middle of a reply")
+            unanswered = self.awaiting
+            self._pending.clear()
+            self._state = self._projected = State.CLOSED
+            return ConnectionClosed(unanswered)
+        if not self._pending:
+            self._fail_remote(
+                f"{parsed.code} reply received when no command was waiting for one"
+            )
+        entry = self._pending.popleft()
+        outcome = _OUTCOME_OF_CLASS[parsed.code // 100]
+        target = TRANSITIONS.get((self._state, entry.input, outcome))
+        if target is None:
+            what = "greeting" if entry.command is None else f"reply to {entry.command.verb}"
+            self._fail_remote(f"{parsed.code} is not a valid {what} in state {self._state.name}")
+        if entry.command is None:
+            self._state = self._projected = target
+            if parsed.code == 421:  # "service not available, closing" as a greeting
+                self._state = self._projected = State.CLOSED
+            return Greeting(parsed.code, parsed.lines, parsed.enhanced)
+        self._apply(entry, outcome, parsed.lines)
+        self._state = target
+        if parsed.code == 421:
+            # RFC 5321 §3.8: 421 means the server is closing the channel; the
+            # commands still outstanding will never be answered.
+            self._pending.clear()
+            self._state = self._projected = State.CLOSED
+        elif outcome is not entry.expected:
+            self._reproject()
+        return Reply(entry.command, parsed.code, parsed.lines, parsed.enhanced, entry.recipient)
+
+    def _apply(self, entry: _Pending, outcome: Outcome, lines: tuple[bytes, ...]) -> None:
+        """The side effects of a reply beyond the state change."""
+        command = entry.command
+        if outcome is not Outcome.POSITIVE:
+            return
+        if isinstance(command, (Ehlo, Lhlo)):
+            self._extensions = Extensions.from_ehlo_lines(lines)
+        elif isinstance(command, Helo):
+            self._extensions = Extensions()
+        elif isinstance(command, Rcpt):
+            self._accepted.append(command.recipient)
+        elif isinstance(command, StartTLS) and self._reader.has_unparsed():
+            self._fail_remote("bytes received after the 220 reply to STARTTLS")
+
+    def _reproject(self) -> None:
+        """Recompute the state the outstanding commands lead to, after a surprise."""
+        state = self._state
+        for entry in self._pending:
+            hoped = TRANSITIONS.get((state, entry.input, entry.expected))
+            state = hoped or TRANSITIONS.get((state, entry.input, Outcome.NEGATIVE), state)
+        self._projected = state
+
+    def _fail_remote(self, message: str) -> NoReturn:
+        self._error = message
+        self._state = self._projected = State.ERROR
+        raise RemoteProtocolError(message)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send(self, command: BaseCommand) -> bytes:
+        """Check ``command`` and return the bytes to write for it.
+
+        Returns:
+            The command line with CRLF, or for :class:`Content` and
+            :class:`EndOfContent` the encoded message bytes.
+
+        Raises:
+            LocalProtocolError: the command is not allowed in this state, a reply
+                must be awaited first (no PIPELINING, or the last command ends a
+                pipelined group), the server did not advertise what the command
+                needs, or the line would be too long.  No byte was produced and
+                the connection is as it was.
+        """
+        if self._error is not None:
+            raise LocalProtocolError(f"connection is in the ERROR state: {self._error}")
+        inp = _INPUT_OF.get(type(command), Input.OTHER)
+        if isinstance(command, Data):
+            expected = Outcome.INTERMEDIATE
+        elif isinstance(command, Content):
+            expected = Outcome.SENT
+        else:
+            expected = Outcome.POSITIVE
+        if self._pending:
+            last = self._pending[-1]
+            if last.ends_group or not self._extensions.pipelining:
+                waiting = "the greeting" if last.command is None else last.command.verb
+                raise LocalProtocolError(
+                    f"cannot send {command.verb} before the reply to {waiting}"
+                    + ("" if last.ends_group else " (the server did not offer PIPELINING)")
+                )
+        target = TRANSITIONS.get((self._projected, inp, expected))
+        if target is None:
+            raise LocalProtocolError(f"cannot send {command.verb} in state {self._projected.name}")
+        if isinstance(command, Content):
+            self._projected = target
+            return self._encoder.encode(command.data)
+        if isinstance(command, EndOfContent):
+            return self._end_of_content(target)
+        self._check_against_server(command)
+        line = command.line(self.lowercase_commands) + "\r\n"
+        data = line.encode()
+        if len(data) > MAX_COMMAND_LINE:
+            raise LocalProtocolError(
+                f"{command.verb} line is {len(data)} octets, over the engine's {MAX_COMMAND_LINE}"
+            )
+        if isinstance(command, Mail):
+            self._accepted.clear()
+            self._utf8_transaction = "SMTPUTF8" in _parse_params(command.params)
+        self._projected = target
+        self._pending.append(_Pending(command, inp, expected, command.ends_group))
+        if isinstance(command, Data):
+            self._encoder = DataEncoder()
+        return data
+
+    def send_many(self, commands: Iterable[BaseCommand]) -> bytes:
+        """Send several commands at once (a pipelined group) or none of them.
+
+        Every command is checked as :meth:`send` would, in order; the bytes of
+        all of them are returned together, ready for one write.
+
+        Raises:
+            LocalProtocolError: as :meth:`send`, for the first command that may
+                not be sent.  None of the commands counts as sent and the
+                connection is exactly as it was before the call.
+        """
+        saved = (self._projected, len(self._pending), list(self._accepted),
+                 self._utf8_transaction, self._encoder)
+        try:
+            return b"".join([self.send(command) for command in commands])
+        except LocalProtocolError:
+            self._projected, pending, self._accepted, self._utf8_transaction, self._encoder = saved
+            while len(self._pending) > pending:
+                self._pending.pop()
+            raise
+
+    def _end_of_content(self, target: State) -> bytes:
+        command = EndOfContent()
+        if self.lmtp:
+            # RFC 2033 §4.2: one reply per recipient that RCPT accepted, in order.
+            # A server that answered 354 with none accepted gets one slot.
+            for recipient in self._accepted or [None]:
+                self._pending.append(
+                    _Pending(command, Input.END_OF_DATA, Outcome.POSITIVE, False, recipient)
+                )
+        else:
+            self._pending.append(_Pending(command, Input.END_OF_DATA, Outcome.POSITIVE, False))
+        self._projected = target
+        return self._encoder.end()
+
+    def _check_against_server(self, command: BaseCommand) -> None:
+        """Refuse what the mode or the server's extensions do not allow."""
+        if isinstance(command, (Ehlo, Helo)) and self.lmtp:
+            raise LocalProtocolError(f"{command.verb} is not LMTP: send LHLO (RFC 2033 §4.1)")
+        if isinstance(command, Lhlo) and not self.lmtp:
+            raise LocalProtocolError("LHLO is LMTP only: send EHLO or HELO")
+        if isinstance(command, (Ehlo, Helo, Lhlo)):
+            if not command.name.isascii():
+                raise LocalProtocolError(
+                    f"{command.verb} name must be ASCII (use the IDNA A-label): {command.name!r}"
+                )
+            return
+        extensions = self._extensions
+        if isinstance(command, Mail):
+            params = self._check_params_offered(command)
+            size = params.get("SIZE", "")
+            limit = extensions.size
+            if size.isdigit() and limit and int(size) > limit:
+                raise LocalProtocolError(
+                    f"message of {size} octets is over the server's SIZE limit of {limit}"
+                )
+            if command.has_non_ascii() and "SMTPUTF8" not in params:
+                raise LocalProtocolError(
+                    f"non-ASCII MAIL needs the SMTPUTF8 parameter (RFC 6531): {command.sender!r}"
+                )
+            return
+        if isinstance(command, Rcpt):
+            self._check_params_offered(command)
+            if command.has_non_ascii() and not self._utf8_transaction:
+                raise LocalProtocolError(
+                    "non-ASCII RCPT needs a MAIL with the SMTPUTF8 parameter (RFC 6531): "
+                    f"{command.recipient!r}"
+                )
+            return
+        if command.has_non_ascii() and not extensions.smtputf8:
+            raise LocalProtocolError(
+                f"non-ASCII {command.verb} needs SMTPUTF8, which the server did not offer"
+            )
+
+    def _check_params_offered(self, command: Mail | Rcpt) -> dict[str, str]:
+        params = _parse_params(command.params)
+        for keyword in params:
+            needed = _PARAM_NEEDS.get(keyword)
+            if needed is not None and needed not in self._extensions:
+                raise LocalProtocolError(
+                    f"{command.verb} parameter {keyword} needs {needed}, "
+                    "which the server did not offer"
+                )
+        return params
+
+    def start_tls_done(self) -> None:
+        """Tell the engine the TLS handshake after STARTTLS finished.
+
+        The extensions are forgotten (RFC 3207 §4.2: the client "MUST discard
+        any knowledge obtained from the server"), and a fresh EHLO is needed.
+
+        Raises:
+            LocalProtocolError: if STARTTLS was not accepted just before.
+        """
+        target = TRANSITIONS.get((self._state, Input.TLS_DONE, Outcome.SENT))
+        if target is None or self._error is not None:
+            raise LocalProtocolError(f"no TLS handshake is due in state {self._state.name}")
+        self._state = self._projected = target
+        self._extensions = Extensions()

@@ -1,0 +1,60 @@
+"""The streaming DATA encoder: CRLF line endings and dot-stuffing across chunks.
+
+RFC 5321 §4.5.2: a line of content that starts with "." gets one more "."
+before it, and §2.3.8: "CR and LF ... MUST NOT appear other than as a CRLF".
+A bare CR or LF passed through raw is what let a message end the data early on
+some servers and start a second, forged one ("SMTP smuggling", 2023), so every
+line ending of any kind becomes CRLF here, and the terminating ".CRLF" can only
+ever be written by :meth:`DataEncoder.end`.
+
+Each chunk is processed with a few C-level ``bytes.replace`` passes; the only
+state carried between chunks is whether the next byte starts a line and whether
+the last chunk ended in a CR (whose LF may open the next chunk).
+"""
+
+from __future__ import annotations
+
+from typing import final
+
+__all__ = ["DataEncoder"]
+
+
+@final
+class DataEncoder:
+    """Turns message content into the bytes to send after ``354``.
+
+    Chunks may be cut anywhere, even between the CR and LF of a line ending or
+    just before a leading dot; the output is the same as for one whole chunk.
+    Memory held between calls: two flags.
+    """
+
+    __slots__ = ("_at_line_start", "_after_cr")
+
+    def __init__(self) -> None:
+        self._at_line_start = True
+        self._after_cr = False
+
+    def encode(self, chunk: bytes | bytearray | memoryview) -> bytes:
+        """Return ``chunk`` with CRLF line endings and leading dots doubled."""
+        data = bytes(chunk)
+        if not data:
+            return b""
+        if self._after_cr and data[0] == 0x0A:
+            # The LF of a CRLF whose CR ended the previous chunk: already sent.
+            data = data[1:]
+            if not data:
+                self._after_cr = False
+                return b""
+        last = data[-1]
+        self._after_cr = last == 0x0D
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        data = data.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n")
+        if self._at_line_start and data[0] == 0x2E:
+            data = b"." + data
+        self._at_line_start = last in (0x0A, 0x0D)
+        return data
+
+    def end(self) -> bytes:
+        """Return the end-of-data marker: ``.CRLF``, after a CRLF if a line is open."""
+        return b".\r\n" if self._at_line_start else b"\r\n.\r\n"

@@ -1,0 +1,105 @@
+"""The server's EHLO/LHLO keywords, parsed once into a typed, read-only view."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import final
+
+__all__ = ["Extensions"]
+
+
+@final
+class Extensions(Mapping[str, str]):
+    """What the server advertised: upper-case keyword -> parameter text.
+
+    RFC 5321 §4.1.1.1: each line after the first of a 250 reply to EHLO is
+    ``ehlo-keyword *( SP ehlo-param )``.  Keywords are case-insensitive, so
+    they are stored upper-cased; parameters are kept verbatim (joined by one
+    space).  Unknown keywords are kept, so ``"XFOO" in extensions`` works for
+    any of them; the properties give typed access to the ones the engine uses.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        self._items: dict[str, str] = dict(items or {})
+
+    @classmethod
+    def from_ehlo_lines(cls, lines: tuple[bytes, ...]) -> Extensions:
+        """Build the view from the text lines of a 250 EHLO reply (first line skipped).
+
+        Lines that are not a keyword (empty, or not starting with a letter or
+        digit) are ignored: they can only be decoration, and a server's odd
+        line must not cost the whole session.
+        """
+        items: dict[str, str] = {}
+        for raw in lines[1:]:
+            text = raw.decode("utf-8", "replace").strip()
+            keyword, _, params = text.partition(" ")
+            if not keyword or not keyword[0].isalnum() or not keyword.isascii():
+                continue
+            items.setdefault(keyword.upper(), " ".join(params.split()))
+        return cls(items)
+
+    def __getitem__(self, keyword: str) -> str:
+        return self._items[keyword.upper()]
+
+    def __contains__(self, keyword: object) -> bool:
+        return isinstance(keyword, str) and keyword.upper() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Extensions({self._items!r})"
+
+    @property
+    def pipelining(self) -> bool:
+        """PIPELINING (RFC 2920)."""
+        return "PIPELINING" in self._items
+
+    @property
+    def size(self) -> int | None:
+        """The SIZE limit in octets (RFC 1870); ``0`` means no fixed limit; ``None`` if absent."""
+        if "SIZE" not in self._items:
+            return None
+        value = self._items["SIZE"]
+        return int(value) if value.isdigit() else 0
+
+    @property
+    def smtputf8(self) -> bool:
+        """SMTPUTF8 (RFC 6531)."""
+        return "SMTPUTF8" in self._items
+
+    @property
+    def eightbitmime(self) -> bool:
+        """8BITMIME (RFC 6152)."""
+        return "8BITMIME" in self._items
+
+    @property
+    def starttls(self) -> bool:
+        """STARTTLS (RFC 3207)."""
+        return "STARTTLS" in self._items
+
+    @property
+    def auth(self) -> frozenset[str]:
+        """The SASL mechanisms of AUTH (RFC 4954), upper-cased; empty if absent."""
+        return frozenset(self._items.get("AUTH", "").upper().split())
+
+    @property
+    def chunking(self) -> bool:
+        """CHUNKING, i.e. BDAT (RFC 3030)."""
+        return "CHUNKING" in self._items
+
+    @property
+    def enhanced_status_codes(self) -> bool:
+        """ENHANCEDSTATUSCODES (RFC 2034)."""
+        return "ENHANCEDSTATUSCODES" in self._items
+
+    @property
+    def dsn(self) -> bool:
+        """DSN (RFC 3461)."""
+        return "DSN" in self._items

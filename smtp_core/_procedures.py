@@ -1,0 +1,381 @@
+"""Procedures: the protocol steps every driver shares, written once as generators.
+
+A procedure is a generator that yields I/O requests and receives their results:
+
+* :class:`Write` -- write these bytes; the driver sends back ``None``;
+* :class:`Read` -- read what is available; the driver sends back the bytes
+  (``b""`` when the server closed);
+* :class:`UpgradeTLS` -- start TLS on the connection now (after STARTTLS drew
+  220); the driver sends back ``None``.
+
+The value a procedure returns (``StopIteration.value``) is its result.  A
+driver is therefore a short loop (see ``transports.sync``)::
+
+    request = next(procedure)
+    while True:
+        if isinstance(request, Write): sock.sendall(request.data); result = None
+        elif isinstance(request, Read): result = sock.recv(65536)
+        else: upgrade(); result = None
+        request = procedure.send(result)   # StopIteration carries the result
+
+Procedures raise :class:`ReplyError` when a step they need is refused,
+:class:`ServerDisconnected` when the server closes while a reply is due, and let
+``LocalProtocolError``/``RemoteProtocolError`` through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar, final
+
+from ._commands import (
+    BaseCommand,
+    Content,
+    Data,
+    Ehlo,
+    EndOfContent,
+    Helo,
+    Lhlo,
+    Mail,
+    Quit,
+    Rcpt,
+    Rset,
+    StartTLS,
+)
+from ._connection import Connection
+from ._errors import LocalProtocolError, ReplyError, ServerDisconnected
+from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, Reply
+from ._state import State
+
+__all__ = [
+    "READ",
+    "UPGRADE_TLS",
+    "IORequest",
+    "Procedure",
+    "Read",
+    "RecipientResult",
+    "TransactionResult",
+    "UpgradeTLS",
+    "Write",
+    "command",
+    "greet",
+    "handshake",
+    "hello",
+    "quit",
+    "read_event",
+    "read_reply",
+    "send_mail",
+    "starttls",
+]
+
+T = TypeVar("T")
+
+#: Bytes of message content handed to the encoder at once: big enough that the
+#: C-level passes dominate, small enough that memory does not follow the message.
+CONTENT_CHUNK = 256 * 1024
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Ask the driver to write ``data``; it answers ``None``."""
+
+    data: bytes
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Ask the driver for the bytes available; it answers them, or ``b""`` at EOF."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class UpgradeTLS:
+    """Ask the driver to run the TLS handshake now; it answers ``None``."""
+
+
+READ = Read()
+UPGRADE_TLS = UpgradeTLS()
+IORequest = Write | Read | UpgradeTLS
+Procedure = Generator[IORequest, "bytes | None", T]
+
+
+def read_event(conn: Connection) -> Procedure[Event]:
+    """Read until the connection has an event, and return it."""
+    while True:
+        event = conn.next_event()
+        if event is not NEED_DATA:
+            return event
+        data = yield READ
+        if data is None:
+            raise TypeError("a driver must answer Read with bytes (b'' at end of file)")
+        conn.receive_data(data)
+
+
+def read_reply(conn: Connection) -> Procedure[Reply]:
+    """Read the next reply to a command.
+
+    Raises:
+        ServerDisconnected: the server closed the connection first.
+    """
+    event = yield from read_event(conn)
+    if isinstance(event, ConnectionClosed):
+        verbs = ", ".join(c.verb for c in event.unanswered) or "nothing"
+        raise ServerDisconnected(f"server closed the connection; unanswered: {verbs}")
+    assert isinstance(event, Reply)  # a greeting comes only first, and greet() reads it
+    return event
+
+
+def command(conn: Connection, cmd: BaseCommand) -> Procedure[Reply]:
+    """Send one command and return its reply, whatever its code."""
+    yield Write(conn.send(cmd))
+    return (yield from read_reply(conn))
+
+
+def greet(conn: Connection) -> Procedure[Greeting]:
+    """Read the server's greeting.
+
+    Raises:
+        ReplyError: the greeting was not 220 (the session is refused; the
+            caller may send QUIT, RFC 5321 §3.1).
+        ServerDisconnected: the server closed without a greeting.
+    """
+    event = yield from read_event(conn)
+    if isinstance(event, ConnectionClosed):
+        raise ServerDisconnected("server closed the connection before its greeting")
+    assert isinstance(event, Greeting)  # the connection yields a Greeting first
+    if not event.is_positive:
+        raise ReplyError(event)
+    return event
+
+
+def hello(conn: Connection, name: str, *, strict: bool = True) -> Procedure[Reply]:
+    """Say EHLO (LHLO in LMTP), falling back to HELO if EHLO is refused.
+
+    The fallback is a visible step: RFC 5321 §3.2 has a server that does not
+    know EHLO answer 500, 502, 504 or 550, and a 5yz reply to EHLO here
+    leads to one HELO.  A 4yz reply is not a refusal of EHLO itself and is
+    returned as an error.
+
+    Returns:
+        The positive reply to EHLO, LHLO or HELO; ``conn.extensions`` is set.
+
+    Raises:
+        ReplyError: the greeting command (and HELO, if tried) was refused.
+    """
+    if conn.lmtp:
+        reply = yield from command(conn, Lhlo(name, strict=strict))
+    else:
+        reply = yield from command(conn, Ehlo(name, strict=strict))
+        if reply.is_permanent:
+            reply = yield from command(conn, Helo(name, strict=strict))
+    if not reply.is_positive:
+        raise ReplyError(reply)
+    return reply
+
+
+def handshake(conn: Connection, name: str, *, strict: bool = True) -> Procedure[Reply]:
+    """Read the greeting and say hello; see :func:`greet` and :func:`hello`."""
+    yield from greet(conn)
+    return (yield from hello(conn, name, strict=strict))
+
+
+def starttls(conn: Connection) -> Procedure[Reply]:
+    """Send STARTTLS and, on 220, have the driver start TLS.
+
+    Afterwards the extensions are forgotten; say :func:`hello` again.
+
+    Raises:
+        ReplyError: STARTTLS was refused.
+    """
+    reply = yield from command(conn, StartTLS())
+    if not reply.is_positive:
+        raise ReplyError(reply)
+    yield UPGRADE_TLS
+    conn.start_tls_done()
+    return reply
+
+
+def quit(conn: Connection) -> Procedure[Reply | None]:
+    """Send QUIT and read the 221; ``None`` if the server closed without it."""
+    yield Write(conn.send(Quit()))
+    event = yield from read_event(conn)
+    return event if isinstance(event, Reply) else None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """What happened to one recipient.
+
+    Attributes:
+        recipient: the address as given.
+        reply: the reply that settled its fate: the reply to the end of data
+            (in LMTP, this recipient's own) if the message got that far,
+            otherwise the refusal that stopped it (of MAIL, of its RCPT, or of
+            DATA).
+        rcpt_reply: the reply to its RCPT, or ``None`` if RCPT was not sent
+            (MAIL was refused first).
+    """
+
+    recipient: str
+    reply: Reply
+    rcpt_reply: Reply | None
+
+    @property
+    def status(self) -> Literal["accepted", "temporary", "permanent"]:
+        """``accepted`` if the server took the message for this recipient,
+        else ``temporary`` (4yz: trying again may work) or ``permanent`` (5yz)."""
+        if self.reply.is_positive:
+            return "accepted"
+        return "temporary" if self.reply.is_transient else "permanent"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TransactionResult:
+    """The whole truth about one mail transaction.
+
+    Attributes:
+        mail_reply: the reply to MAIL.
+        recipients: one result per recipient, in the order given.
+        data_reply: the reply to DATA (``354`` when content followed), or
+            ``None`` if DATA was not sent.
+        final_reply: the SMTP reply to the end of data (for LMTP, the first
+            recipient's), or ``None`` if content was not sent.
+    """
+
+    mail_reply: Reply
+    recipients: tuple[RecipientResult, ...]
+    data_reply: Reply | None
+    final_reply: Reply | None
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """The recipients the message was delivered to."""
+        return tuple(r.recipient for r in self.recipients if r.status == "accepted")
+
+    @property
+    def refused(self) -> dict[str, Reply]:
+        """Each recipient not delivered to, with the reply that refused it."""
+        return {r.recipient: r.reply for r in self.recipients if r.status != "accepted"}
+
+    @property
+    def delivered(self) -> bool:
+        """True if at least one recipient was delivered to."""
+        return any(r.status == "accepted" for r in self.recipients)
+
+
+def _chunks(content: bytes | Iterable[bytes]) -> Iterable[bytes | memoryview]:
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        view = memoryview(content)
+        return (view[i : i + CONTENT_CHUNK] for i in range(0, len(view), CONTENT_CHUNK))
+    return content
+
+
+def send_mail(
+    conn: Connection,
+    sender: str,
+    recipients: Sequence[str],
+    content: bytes | Iterable[bytes],
+    *,
+    mail_params: Sequence[str] = (),
+    rcpt_params: Sequence[str] = (),
+    strict: bool = True,
+) -> Procedure[TransactionResult]:
+    """Run one mail transaction: MAIL, RCPT for each recipient, DATA, the content.
+
+    With PIPELINING, MAIL, every RCPT and DATA go out in one write (RFC 2920
+    §3.1) and their replies are read in order.  One refused recipient never
+    stops the others (RFC 5321 Appendix D.1).  If the transaction is left
+    open by a failure (no recipient accepted, DATA refused), RSET closes it,
+    so the connection is ready for the next one either way.
+
+    ``content`` is the message as bytes, or an iterable of chunks (streamed:
+    the whole message is never held).  Line endings are normalised to CRLF and
+    lines are dot-stuffed.
+
+    Returns:
+        A :class:`TransactionResult`; negative replies are reported there,
+        not raised.
+
+    Raises:
+        LocalProtocolError: a command is invalid or not allowed (before any
+            byte of the transaction is written), or ``recipients`` is empty.
+        ServerDisconnected / RemoteProtocolError: from the server's side.
+    """
+    if isinstance(recipients, str):
+        raise TypeError("recipients must be a sequence of addresses, not one str")
+    if not recipients:
+        raise LocalProtocolError("a mail transaction needs at least one recipient")
+    mail = Mail(sender, tuple(mail_params), strict=strict)
+    rcpts = [Rcpt(r, tuple(rcpt_params), strict=strict) for r in recipients]
+    replies: list[Reply] = []  # MAIL's, then each RCPT's, then DATA's, as far as they go
+    if conn.extensions.pipelining:
+        yield Write(conn.send_many([mail, *rcpts, Data()]))
+        for _ in range(len(rcpts) + 2):
+            replies.append((yield from read_reply(conn)))
+            if conn.state is State.CLOSED:
+                break  # 421: the server is going away and answers nothing more
+    else:
+        for cmd in (mail, *rcpts, Data()):
+            if cmd is not mail and not replies[0].is_positive:
+                break
+            if isinstance(cmd, Data) and not conn.accepted_recipients:
+                break
+            replies.append((yield from command(conn, cmd)))
+            if conn.state is State.CLOSED:
+                break
+    data_reply = replies[len(rcpts) + 1] if len(replies) == len(rcpts) + 2 else None
+    final_replies: list[Reply] = []
+    if data_reply is not None and data_reply.is_intermediate:
+        yield from _write_content(conn, content)
+        for _ in conn.accepted_recipients if conn.lmtp else (None,):
+            final_replies.append((yield from read_reply(conn)))
+            if conn.state is State.CLOSED:
+                break
+    if conn.state in (State.MAIL, State.RCPT):
+        yield from command(conn, Rset())
+    return _result(conn, rcpts, replies, data_reply, final_replies)
+
+
+def _write_content(conn: Connection, content: bytes | Iterable[bytes]) -> Procedure[None]:
+    held = b""
+    for chunk in _chunks(content):
+        if held:
+            yield Write(held)
+        held = conn.send(Content(chunk))
+    # The last chunk and the end-of-data marker go out in one write.
+    yield Write(held + conn.send(EndOfContent()))
+
+
+def _result(
+    conn: Connection,
+    rcpts: list[Rcpt],
+    replies: list[Reply],
+    data_reply: Reply | None,
+    final_replies: list[Reply],
+) -> TransactionResult:
+    mail_reply = replies[0]
+    own_reply = {reply.recipient: reply for reply in reversed(final_replies)}
+    results = []
+    for index, rcpt in enumerate(rcpts, start=1):
+        rcpt_reply = replies[index] if index < len(replies) else None
+        reply: Reply
+        if rcpt_reply is None:
+            reply = replies[-1]  # MAIL refused, or a 421 before this RCPT was answered
+        elif not rcpt_reply.is_positive:
+            reply = rcpt_reply
+        elif data_reply is None:
+            reply = replies[-1]  # a 421 to a later RCPT
+        elif not data_reply.is_intermediate:
+            reply = data_reply  # DATA refused: the message went nowhere
+        elif conn.lmtp:
+            reply = own_reply.get(rcpt.recipient, final_replies[-1])
+        else:
+            reply = final_replies[0]
+        results.append(RecipientResult(rcpt.recipient, reply, rcpt_reply))
+    final = final_replies[0] if final_replies else None
+    return TransactionResult(mail_reply, tuple(results), data_reply, final)

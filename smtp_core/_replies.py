@@ -1,0 +1,141 @@
+"""The reply reader: a bounded, incremental parser of RFC 5321 §4.2 replies.
+
+Bytes are appended with :meth:`ReplyReader.feed`; :meth:`ReplyReader.next_reply`
+returns one whole (possibly multiline) reply or ``None`` when more bytes are
+needed.  The search for CRLF resumes where the previous one stopped, so a reply
+trickled in a byte at a time costs linear time, and two caps bound the memory a
+server can make the client hold.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import final
+
+from ._abnf import REPLY_LINE
+from ._errors import RemoteProtocolError
+
+__all__ = ["MAX_REPLY_LINES", "MAX_REPLY_LINE_LENGTH", "ParsedReply", "ReplyReader"]
+
+# RFC 5321 §4.5.3.1.5: "The maximum total length of a reply line including the
+# reply code and the <CRLF> is 512 octets."  Servers exceed it in HELP and
+# banner texts, so the cap is four times that figure; it is still well below
+# smtplib's 8192 (``_MAXLINE``), and it bounds what one line can cost.
+MAX_REPLY_LINE_LENGTH = 2048
+# RFC 5321 sets no limit on the lines of a multiline reply.  The largest reply
+# in the recorded sessions of postfix, exim, opensmtpd, dovecot and aiosmtpd is
+# an EHLO reply of 16 lines; 256 leaves room for long HELP texts while a server
+# that never ends its reply is cut off after 256 x 2048 bytes (512 KiB).
+MAX_REPLY_LINES = 256
+
+# Control characters other than HT may not appear in reply text (textstring,
+# RFC 5321 §4.2).  Octets above 127 are let through: QQ Mail sends GBK text in
+# its 535 replies (aiosmtplib issue #41) and SMTPUTF8 servers may send UTF-8.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 3463 §2: status-code = class "." subject "." detail, class 2/4/5,
+# subject 1*3digit, detail 1*3digit; RFC 2034 puts it first, then SP.
+_ENHANCED = re.compile(rb"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |\Z)")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ParsedReply:
+    """One whole reply as read off the wire, not yet paired with a command."""
+
+    code: int
+    lines: tuple[bytes, ...]
+    enhanced: tuple[int, int, int] | None
+
+
+def _enhanced_status(code: int, text: bytes) -> tuple[int, int, int] | None:
+    match = _ENHANCED.match(text)
+    # RFC 3463 §2: the class must agree with the reply code's first digit; a
+    # text that merely starts with digits ("2.0 is out") is not a status code.
+    if match is None or int(match[1]) != code // 100:
+        return None
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+class ReplyReader:
+    """Assembles replies from bytes; bounded by the two module caps.
+
+    Raises ``RemoteProtocolError`` from :meth:`next_reply` when the bytes break
+    the grammar or a cap; it keeps raising after that.
+    """
+
+    __slots__ = ("_buffer", "_code", "_lines", "_pos", "_scan")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._pos = 0  # start of the first unconsumed line
+        self._scan = 0  # where the next search for CRLF starts
+        self._lines: list[bytes] = []
+        self._code = b""
+
+    def feed(self, data: bytes) -> None:
+        """Append ``data`` to the buffer (no parsing happens here)."""
+        self._buffer += data
+
+    def has_unparsed(self) -> bool:
+        """True if any byte is held that is not part of a returned reply."""
+        return len(self._buffer) > self._pos or bool(self._lines)
+
+    def next_reply(self) -> ParsedReply | None:
+        """Return the next whole reply, or ``None`` if its last line has not arrived.
+
+        Raises:
+            RemoteProtocolError: a line is too long, has a bad code or separator,
+                carries control characters, disagrees with the code of the lines
+                before it, or the reply has too many lines.
+        """
+        buffer = self._buffer
+        while True:
+            end = buffer.find(b"\r\n", self._scan)
+            if end < 0:
+                pending = len(buffer) - self._pos
+                if pending >= MAX_REPLY_LINE_LENGTH:
+                    raise RemoteProtocolError(
+                        f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: "
+                        f"{bytes(buffer[self._pos : self._pos + 40])!r}..."
+                    )
+                # Resume the search on the last byte: it may be the CR of a CRLF.
+                self._scan = max(self._pos, len(buffer) - 1)
+                if self._pos:
+                    del buffer[: self._pos]
+                    self._scan -= self._pos
+                    self._pos = 0
+                return None
+            line = bytes(buffer[self._pos : end])
+            self._pos = self._scan = end + 2
+            if len(line) + 2 > MAX_REPLY_LINE_LENGTH:
+                raise RemoteProtocolError(
+                    f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: {line[:40]!r}..."
+                )
+            reply = self._take_line(line)
+            if reply is not None:
+                return reply
+
+    def _take_line(self, line: bytes) -> ParsedReply | None:
+        match = REPLY_LINE.fullmatch(line)
+        if match is None:
+            raise RemoteProtocolError(f"reply line does not start with a 2yz-5yz code: {line!r}")
+        code, separator, text = match.group(1, 2, 3)
+        if text is None:
+            text = b""
+        if _CONTROL.search(text):
+            raise RemoteProtocolError(f"control character in reply text: {line!r}")
+        if self._lines and code != self._code:
+            raise RemoteProtocolError(
+                f"multiline reply changed its code from {self._code.decode()}: {line!r}"
+            )
+        self._code = code
+        self._lines.append(text)
+        if separator == b"-":
+            if len(self._lines) >= MAX_REPLY_LINES:
+                raise RemoteProtocolError(f"reply has more than {MAX_REPLY_LINES} lines")
+            return None
+        lines = tuple(self._lines)
+        self._lines.clear()
+        value = int(code)
+        return ParsedReply(value, lines, _enhanced_status(value, lines[0]))
