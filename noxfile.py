@@ -45,7 +45,14 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     env = {"HYPOTHESIS_PROFILE": "ci" if os.environ.get("CI") else "dev"}
     session.run(
-        "python", "-bb", "-m", "pytest", "--cov", "--cov-branch", "--cov-report=term",
-        *session.posargs, env=env,
+        "python",
+        "-bb",
+        "-m",
+        "pytest",
+        "--cov",
+        "--cov-branch",
+        "--cov-report=term",
+        *session.posargs,
+        env=env,
     )
     session.run("coverage", "report", "--include=smtp_core/*", "--fail-under=100")

@@ -7,6 +7,7 @@ drivers in ``transports`` do the I/O, running the shared procedures in
 :mod:`smtp_core.procedures`-style generators exported here.
 """
 
+from . import _procedures as procedures
 from ._commands import (
     MAX_COMMAND_LINE,
     BaseCommand,
@@ -51,7 +52,6 @@ from ._procedures import (
 )
 from ._replies import MAX_REPLY_LINE_LENGTH, MAX_REPLY_LINES
 from ._state import TRANSITIONS, Input, Outcome, State
-from . import _procedures as procedures
 
 __all__ = [
     "MAX_COMMAND_LINE",

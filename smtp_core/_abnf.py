@@ -84,7 +84,8 @@ VERB = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 #   Reply-code = %x32-35 %x30-35 %x30-39
 #   textstring = 1*(%d09 / %d32-126)
 # The CRLF has been removed before this regex runs.  textstring is widened to
-# UTF-8 text (RFC 6531 lets an SMTPUTF8 server send UTF-8 in replies); the parser
-# decodes strictly and refuses other control characters.  "-" followed by no
+# any octet from 0x80 up (RFC 6531 lets an SMTPUTF8 server send UTF-8 in
+# replies, and QQ Mail sends GBK); the text is kept as bytes, not decoded, and
+# the reader refuses control characters other than HT.  "-" followed by no
 # text is allowed by the ABNF ([ textstring ]) and sent by aiosmtpd.
 REPLY_LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])(.*))?", re.DOTALL)

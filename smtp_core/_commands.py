@@ -59,6 +59,15 @@ def check_safe(what: str, value: str) -> None:
         raise TypeError(f"{what} must be str, not {type(value).__name__}")
     if FORBIDDEN_CHARS.search(value):
         raise LocalProtocolError(f"{what} contains CR, LF or NUL: {value!r}")
+    if not value.isascii():
+        # A lone surrogate ("\udc80", what os.fsdecode makes of a bad byte)
+        # has no UTF-8 form: without this check the strict length checks
+        # raised UnicodeEncodeError, and a strict=False command was built that
+        # no line could carry.
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"{what} is not encodable as UTF-8: {value!r}") from None
 
 
 def _check_address(what: str, address: str, strict: bool, *, null_ok: bool) -> None:
@@ -149,7 +158,7 @@ class Ehlo(BaseCommand):
     def __post_init__(self) -> None:
         _check_domain("EHLO name", self.name, self.strict)
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.name
 
 
@@ -165,7 +174,7 @@ class Helo(BaseCommand):
     def __post_init__(self) -> None:
         _check_domain("HELO name", self.name, self.strict)
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.name
 
 
@@ -181,7 +190,7 @@ class Lhlo(BaseCommand):
     def __post_init__(self) -> None:
         _check_domain("LHLO name", self.name, self.strict)
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.name
 
 
@@ -212,7 +221,7 @@ class Mail(BaseCommand):
         _check_address("MAIL sender", self.sender, self.strict, null_ok=True)
         _check_params("MAIL", self.params, self.strict)
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         head = "from:" if lowercase else "FROM:"
         return " ".join((f"{head}<{self.sender}>", *self.params))
 
@@ -244,7 +253,7 @@ class Rcpt(BaseCommand):
             _check_address("RCPT recipient", self.recipient, self.strict, null_ok=False)
         _check_params("RCPT", self.params, self.strict)
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         head = "to:" if lowercase else "TO:"
         return " ".join((f"{head}<{self.recipient}>", *self.params))
 
@@ -277,7 +286,7 @@ class Noop(BaseCommand):
     def __post_init__(self) -> None:
         check_safe("NOOP argument", self.argument)
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.argument
 
 
@@ -294,7 +303,7 @@ class Vrfy(BaseCommand):
         if not self.argument:
             raise LocalProtocolError("VRFY needs an argument")
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.argument
 
 
@@ -311,7 +320,7 @@ class Expn(BaseCommand):
         if not self.argument:
             raise LocalProtocolError("EXPN needs an argument")
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.argument
 
 
@@ -326,7 +335,7 @@ class Help(BaseCommand):
     def __post_init__(self) -> None:
         check_safe("HELP argument", self.argument)
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.argument
 
 
@@ -344,6 +353,11 @@ class StartTLS(BaseCommand):
     """``STARTTLS`` (RFC 3207): after the 220 the driver starts TLS."""
 
     VERB: ClassVar[str] = "STARTTLS"
+
+    def line(self, lowercase: bool = False) -> str:
+        # smtplib lower-cases every verb but this one: it sends
+        # ``docmd("STARTTLS")``, so "as smtplib does" means upper case here.
+        return self.VERB
 
 
 @final
@@ -368,10 +382,10 @@ class Command(BaseCommand):
         if VERB.fullmatch(self.name) is None:
             raise LocalProtocolError(f"command verb is not letters, digits and '-': {self.name!r}")
 
-    def line(self, lowercase: bool = False) -> str:  # noqa: D102
+    def line(self, lowercase: bool = False) -> str:
         return f"{self.name} {self.args}" if self.args else self.name
 
-    def arguments(self, lowercase: bool = False) -> str:  # noqa: D102
+    def arguments(self, lowercase: bool = False) -> str:
         return self.args
 
     @property
@@ -389,7 +403,7 @@ class Content(BaseCommand):
     ending into CRLF and dot-stuffs it (RFC 5321 §4.5.2), across calls.
     """
 
-    data: bytes
+    data: bytes | bytearray | memoryview
     VERB: ClassVar[str] = "<content>"
 
     def __post_init__(self) -> None:

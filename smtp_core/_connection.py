@@ -29,7 +29,7 @@ from ._commands import (
 )
 from ._commands import Quit as _Quit
 from ._data import DataEncoder
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError, ServerDisconnected
 from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, NeedData, Reply
 from ._extensions import Extensions
 from ._replies import ReplyReader
@@ -187,15 +187,16 @@ class Connection:
             if not self._eof:
                 return NEED_DATA
             if self._reader.has_unparsed():
-                self._fail_remote("server closed the connection in the middle of a reply")
+                self._fail_remote(
+                    "server closed the connection in the middle of a reply",
+                    ServerDisconnected,
+                )
             unanswered = self.awaiting
             self._pending.clear()
             self._state = self._projected = State.CLOSED
             return ConnectionClosed(unanswered)
         if not self._pending:
-            self._fail_remote(
-                f"{parsed.code} reply received when no command was waiting for one"
-            )
+            self._fail_remote(f"{parsed.code} reply received when no command was waiting for one")
         entry = self._pending.popleft()
         outcome = _OUTCOME_OF_CLASS[parsed.code // 100]
         target = TRANSITIONS.get((self._state, entry.input, outcome))
@@ -240,10 +241,12 @@ class Connection:
             state = hoped or TRANSITIONS.get((state, entry.input, Outcome.NEGATIVE), state)
         self._projected = state
 
-    def _fail_remote(self, message: str) -> NoReturn:
+    def _fail_remote(
+        self, message: str, error: type[RemoteProtocolError] = RemoteProtocolError
+    ) -> NoReturn:
         self._error = message
         self._state = self._projected = State.ERROR
-        raise RemoteProtocolError(message)
+        raise error(message)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -313,8 +316,13 @@ class Connection:
                 not be sent.  None of the commands counts as sent and the
                 connection is exactly as it was before the call.
         """
-        saved = (self._projected, len(self._pending), list(self._accepted),
-                 self._utf8_transaction, self._encoder)
+        saved = (
+            self._projected,
+            len(self._pending),
+            list(self._accepted),
+            self._utf8_transaction,
+            self._encoder,
+        )
         try:
             return b"".join([self.send(command) for command in commands])
         except LocalProtocolError:
@@ -328,7 +336,8 @@ class Connection:
         if self.lmtp:
             # RFC 2033 §4.2: one reply per recipient that RCPT accepted, in order.
             # A server that answered 354 with none accepted gets one slot.
-            for recipient in self._accepted or [None]:
+            slots: list[str | None] = [*self._accepted] or [None]
+            for recipient in slots:
                 self._pending.append(
                     _Pending(command, Input.END_OF_DATA, Outcome.POSITIVE, False, recipient)
                 )

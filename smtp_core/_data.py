@@ -28,14 +28,22 @@ class DataEncoder:
     Memory held between calls: two flags.
     """
 
-    __slots__ = ("_at_line_start", "_after_cr")
+    __slots__ = ("_after_cr", "_at_line_start")
 
     def __init__(self) -> None:
         self._at_line_start = True
         self._after_cr = False
 
     def encode(self, chunk: bytes | bytearray | memoryview) -> bytes:
-        """Return ``chunk`` with CRLF line endings and leading dots doubled."""
+        """Return ``chunk`` with CRLF line endings and leading dots doubled.
+
+        Raises:
+            TypeError: if ``chunk`` is not bytes, bytearray or memoryview.
+        """
+        # ``bytes(5)`` is five NUL octets and ``bytes([46])`` is a dot: without
+        # this check an int or a list of ints would be sent as content.
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"content must be bytes, not {type(chunk).__name__}")
         data = bytes(chunk)
         if not data:
             return b""

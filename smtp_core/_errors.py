@@ -59,9 +59,8 @@ class ReplyError(Exception):
 
     def __init__(self, reply: Reply | Greeting) -> None:
         self.reply = reply
-        from ._events import Reply  # _events imports this module
-
-        what = reply.command.verb if isinstance(reply, Reply) else "the greeting"
+        command = getattr(reply, "command", None)  # a Greeting has none
+        what = "the greeting" if command is None else command.verb
         super().__init__(f"{what} drew {reply.code} {reply.text!r}")
 
     @property

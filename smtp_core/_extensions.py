@@ -22,7 +22,9 @@ class Extensions(Mapping[str, str]):
     __slots__ = ("_items",)
 
     def __init__(self, items: Mapping[str, str] | None = None) -> None:
-        self._items: dict[str, str] = dict(items or {})
+        # Keys are upper-cased here too, or a caller's {"size": ...} could never
+        # be looked up (every lookup upper-cases its keyword).
+        self._items: dict[str, str] = {k.upper(): v for k, v in (items or {}).items()}
 
     @classmethod
     def from_ehlo_lines(cls, lines: tuple[bytes, ...]) -> Extensions:
@@ -42,6 +44,9 @@ class Extensions(Mapping[str, str]):
         return cls(items)
 
     def __getitem__(self, keyword: str) -> str:
+        if not isinstance(keyword, str):
+            # KeyError, not AttributeError, so that Mapping.get() answers None.
+            raise KeyError(keyword)
         return self._items[keyword.upper()]
 
     def __contains__(self, keyword: object) -> bool:
@@ -67,7 +72,9 @@ class Extensions(Mapping[str, str]):
         if "SIZE" not in self._items:
             return None
         value = self._items["SIZE"]
-        return int(value) if value.isdigit() else 0
+        # isascii(): "²".isdigit() is True but int("²") raises ValueError, and
+        # the text comes from the server.
+        return int(value) if value.isascii() and value.isdigit() else 0
 
     @property
     def smtputf8(self) -> bool:

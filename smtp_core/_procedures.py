@@ -226,8 +226,10 @@ class RecipientResult:
 
     @property
     def status(self) -> Literal["accepted", "temporary", "permanent"]:
-        """``accepted`` if the server took the message for this recipient,
-        else ``temporary`` (4yz: trying again may work) or ``permanent`` (5yz)."""
+        """Whether the server took the message for this recipient.
+
+        ``temporary`` (4yz) means trying again may work; ``permanent`` (5yz) not.
+        """
         if self.reply.is_positive:
             return "accepted"
         return "temporary" if self.reply.is_transient else "permanent"

@@ -64,7 +64,7 @@ class ReplyReader:
     the grammar or a cap; it keeps raising after that.
     """
 
-    __slots__ = ("_buffer", "_code", "_lines", "_pos", "_scan")
+    __slots__ = ("_buffer", "_code", "_error", "_lines", "_pos", "_scan")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -72,6 +72,11 @@ class ReplyReader:
         self._scan = 0  # where the next search for CRLF starts
         self._lines: list[bytes] = []
         self._code = b""
+        # The first error, repeated by every later call.  Without it the reader
+        # went on after a bad line (its position was already past it) and
+        # returned the next reply, or glued the lines of a reply whose code
+        # changed onto the next one; the docstring promises that it latches.
+        self._error: str | None = None
 
     def feed(self, data: bytes) -> None:
         """Append ``data`` to the buffer (no parsing happens here)."""
@@ -87,8 +92,18 @@ class ReplyReader:
         Raises:
             RemoteProtocolError: a line is too long, has a bad code or separator,
                 carries control characters, disagrees with the code of the lines
-                before it, or the reply has too many lines.
+                before it, or the reply has too many lines; and again on
+                every call after that.
         """
+        if self._error is not None:
+            raise RemoteProtocolError(self._error)
+        try:
+            return self._maybe_next_reply()
+        except RemoteProtocolError as exc:
+            self._error = str(exc)
+            raise
+
+    def _maybe_next_reply(self) -> ParsedReply | None:
         buffer = self._buffer
         while True:
             end = buffer.find(b"\r\n", self._scan)

@@ -66,7 +66,7 @@ class Outcome(enum.Enum):
     SENT = 0  # message content and the TLS handshake draw no reply
 
 
-S, I, O = State, Input, Outcome
+S, I, O = State, Input, Outcome  # noqa: E741 - short names keep the table readable
 _POS, _MID, _NEG = O.POSITIVE, O.INTERMEDIATE, O.NEGATIVE
 
 #: (state, input, outcome) -> next state.  RFC 5321 §4.1.4 (order of
@@ -87,43 +87,75 @@ def _rows(state: State, rows: dict[tuple[Input, Outcome], State]) -> None:
 # Commands that may be sent "at any time" (§4.1.4: NOOP, HELP, EXPN, VRFY and
 # RSET) keep the state, except that a successful RSET ends a transaction.
 # QUIT always ends the session: the server closes whatever it answers.
-for _state, _reset_to in ((S.CONNECTED, S.CONNECTED), (S.READY, S.READY),
-                          (S.MAIL, S.READY), (S.RCPT, S.READY)):
-    _rows(_state, {
-        (I.OTHER, _POS): _state, (I.OTHER, _MID): _state, (I.OTHER, _NEG): _state,
-        (I.RSET, _POS): _reset_to, (I.RSET, _NEG): _state,
-        (I.QUIT, _POS): S.CLOSED, (I.QUIT, _NEG): S.CLOSED,
-        # EHLO/HELO in any state resets the transaction (§4.1.4).
-        (I.HELLO, _POS): S.READY, (I.HELLO, _NEG): _state,
-    })
+for _state, _reset_to in (
+    (S.CONNECTED, S.CONNECTED),
+    (S.READY, S.READY),
+    (S.MAIL, S.READY),
+    (S.RCPT, S.READY),
+):
+    _rows(
+        _state,
+        {
+            (I.OTHER, _POS): _state,
+            (I.OTHER, _MID): _state,
+            (I.OTHER, _NEG): _state,
+            (I.RSET, _POS): _reset_to,
+            (I.RSET, _NEG): _state,
+            (I.QUIT, _POS): S.CLOSED,
+            (I.QUIT, _NEG): S.CLOSED,
+            # EHLO/HELO in any state resets the transaction (§4.1.4).
+            (I.HELLO, _POS): S.READY,
+            (I.HELLO, _NEG): _state,
+        },
+    )
 
 _rows(S.REFUSED, {(I.QUIT, _POS): S.CLOSED, (I.QUIT, _NEG): S.CLOSED})
 
-_rows(S.READY, {
-    (I.MAIL, _POS): S.MAIL, (I.MAIL, _NEG): S.READY,
-    (I.STARTTLS, _POS): S.TLS, (I.STARTTLS, _NEG): S.READY,
-    # After a refused MAIL, pipelined RCPT and DATA arrive here and must fail.
-    (I.RCPT, _NEG): S.READY, (I.DATA, _NEG): S.READY,
-    # LMTP: the second and later replies to the end of data (RFC 2033 §4.2).
-    (I.END_OF_DATA, _POS): S.READY, (I.END_OF_DATA, _NEG): S.READY,
-})
+_rows(
+    S.READY,
+    {
+        (I.MAIL, _POS): S.MAIL,
+        (I.MAIL, _NEG): S.READY,
+        (I.STARTTLS, _POS): S.TLS,
+        (I.STARTTLS, _NEG): S.READY,
+        # After a refused MAIL, pipelined RCPT and DATA arrive here and must fail.
+        (I.RCPT, _NEG): S.READY,
+        (I.DATA, _NEG): S.READY,
+        # LMTP: the second and later replies to the end of data (RFC 2033 §4.2).
+        (I.END_OF_DATA, _POS): S.READY,
+        (I.END_OF_DATA, _NEG): S.READY,
+    },
+)
 
-_rows(S.MAIL, {
-    (I.RCPT, _POS): S.RCPT, (I.RCPT, _NEG): S.MAIL,
-    # DATA with no accepted recipient: 503 or 554 (§3.3); the transaction stays.
-    (I.DATA, _NEG): S.MAIL,
-})
+_rows(
+    S.MAIL,
+    {
+        (I.RCPT, _POS): S.RCPT,
+        (I.RCPT, _NEG): S.MAIL,
+        # DATA with no accepted recipient: 503 or 554 (§3.3); the transaction stays.
+        (I.DATA, _NEG): S.MAIL,
+    },
+)
 
-_rows(S.RCPT, {
-    (I.RCPT, _POS): S.RCPT, (I.RCPT, _NEG): S.RCPT,
-    (I.DATA, _MID): S.DATA, (I.DATA, _NEG): S.RCPT,
-})
+_rows(
+    S.RCPT,
+    {
+        (I.RCPT, _POS): S.RCPT,
+        (I.RCPT, _NEG): S.RCPT,
+        (I.DATA, _MID): S.DATA,
+        (I.DATA, _NEG): S.RCPT,
+    },
+)
 
-_rows(S.DATA, {
-    (I.CONTENT, O.SENT): S.DATA,
-    # Whatever the verdict on the message, the transaction is over (§4.1.1.4).
-    (I.END_OF_DATA, _POS): S.READY, (I.END_OF_DATA, _NEG): S.READY,
-})
+_rows(
+    S.DATA,
+    {
+        (I.CONTENT, O.SENT): S.DATA,
+        # Whatever the verdict on the message, the transaction is over (§4.1.1.4).
+        (I.END_OF_DATA, _POS): S.READY,
+        (I.END_OF_DATA, _NEG): S.READY,
+    },
+)
 
 _rows(S.TLS, {(I.TLS_DONE, O.SENT): S.CONNECTED})
 

@@ -7,7 +7,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from ._cli import run
+    from ._cli import run  # noqa: PLC0415 - keeps "import smtpclient" light
 
     return run(sys.argv[1:] if argv is None else argv)
 

@@ -40,7 +40,7 @@ class ClientClosedError(SMTPServerDisconnected):
     """A ``client_SMTP`` method was called after ``send_quit``."""
 
 
-class client_SMTP:  # noqa: N801 - the name is the founding document's
+class client_SMTP:
     """A connected SMTP client with one method per command.
 
     Args:
@@ -164,4 +164,3 @@ class client_SMTP:  # noqa: N801 - the name is the founding document's
     def __exit__(self, *exc_info: object) -> None:
         if self._smtp is not None:
             self.send_quit()
-

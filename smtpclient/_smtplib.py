@@ -12,6 +12,7 @@ README ("Differences from smtplib").
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import email.generator
@@ -19,10 +20,10 @@ import email.message
 import email.utils
 import io
 import re
+import socket
 import ssl
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar
 
@@ -87,7 +88,7 @@ SMTP_PORT = 25
 SMTP_SSL_PORT = 465
 LMTP_PORT = 2003
 CRLF = "\r\n"
-bCRLF = b"\r\n"
+bCRLF = b"\r\n"  # noqa: N816 - smtplib's name
 #: smtplib's per-line read limit.  The engine's own limit is lower
 #: (``smtp_core.MAX_REPLY_LINE_LENGTH``); this name is kept for compatibility.
 _MAXLINE = 8192
@@ -101,6 +102,10 @@ class SMTPProtocolError(SMTPException, ValueError):
     server did not advertise.  Also a ``ValueError``, as smtplib raises for
     arguments it refuses.
     """
+
+
+#: The socket module's "no timeout given" sentinel (the same object in test doubles).
+_DEFAULT_TIMEOUT: Any = vars(socket)["_GLOBAL_DEFAULT_TIMEOUT"]
 
 
 def _net() -> ModuleType:
@@ -161,6 +166,9 @@ class SMTP:
     """
 
     debuglevel = 0
+    #: Not in smtplib: if set, called with ``("send", bytes)`` before each write
+    #: and ``("recv", bytes)`` after each read of the session, for transcripts.
+    trace: Callable[[str, bytes], None] | None = None
     sock: Any = None
     file: Any = None
     helo_resp: bytes | None = None
@@ -175,7 +183,7 @@ class SMTP:
         host: str = "",
         port: int = 0,
         local_hostname: str | None = None,
-        timeout: float | None = _net().__dict__.get("_GLOBAL_DEFAULT_TIMEOUT"),  # type: ignore[assignment]
+        timeout: float | None = _DEFAULT_TIMEOUT,
         source_address: tuple[str, int] | None = None,
     ) -> None:
         self._host = host
@@ -202,10 +210,8 @@ class SMTP:
             else:
                 # RFC 5321 §4.1.4: without a usable name, an address literal.
                 addr = "127.0.0.1"
-                try:
+                with contextlib.suppress(net.gaierror):
                     addr = net.gethostbyname(net.gethostname())
-                except net.gaierror:
-                    pass
                 self.local_hostname = f"[{addr}]"
 
     # -- context manager ---------------------------------------------------------------
@@ -243,6 +249,8 @@ class SMTP:
     def _trace(self, direction: str, data: bytes) -> None:
         if self.debuglevel > 0 and direction == "send":
             self._print_debug("send:", repr(data))
+        if self.trace is not None:
+            self.trace(direction, data)
 
     # -- connecting --------------------------------------------------------------------
 
@@ -369,8 +377,7 @@ class SMTP:
             raise SMTPServerDisconnected("please run connect() first")
         data = s.encode(self.command_encoding) if isinstance(s, str) else s
         sys.audit("smtplib.send", self, data)
-        if self.debuglevel > 0:
-            self._print_debug("send:", repr(data))
+        self._trace("send", data)
         try:
             self.sock.sendall(data)
         except OSError:
@@ -430,10 +437,8 @@ class SMTP:
 
     def _rset(self) -> None:
         # smtplib's quiet RSET: a failure here must not hide the real error.
-        try:
+        with contextlib.suppress(SMTPServerDisconnected):
             self.rset()
-        except SMTPServerDisconnected:
-            pass
 
     def noop(self) -> tuple[int, bytes]:
         """Send NOOP."""
@@ -486,7 +491,7 @@ class SMTP:
             accepted = conn.accepted_recipients
             while conn.awaiting:
                 replies.append(self.getreply())
-            self.lmtp_replies = dict(zip(accepted, replies))
+            self.lmtp_replies = dict(zip(accepted, replies, strict=False))
         return replies[0]
 
     def verify(self, address: str) -> tuple[int, bytes]:
@@ -507,11 +512,12 @@ class SMTP:
         Raises:
             SMTPHeloError: both were refused.
         """
-        if self.helo_resp is None and self.ehlo_resp is None:
-            if not (200 <= self.ehlo()[0] <= 299):
-                code, resp = self.helo()
-                if not (200 <= code <= 299):
-                    raise SMTPHeloError(code, resp)
+        if self.helo_resp is not None or self.ehlo_resp is not None:
+            return
+        if not (200 <= self.ehlo()[0] <= 299):
+            code, resp = self.helo()
+            if not (200 <= code <= 299):
+                raise SMTPHeloError(code, resp)
 
     # -- sending mail ------------------------------------------------------------------
 
@@ -612,7 +618,7 @@ class SMTP:
             self._close_or_rset(mail_reply.code)
             raise SMTPSenderRefused(mail_reply.code, b"\n".join(mail_reply.lines), from_addr)
         refused: dict[str, tuple[int, bytes]] = {}
-        for address, r in zip(to_addrs, result.recipients):
+        for address, r in zip(to_addrs, result.recipients, strict=True):
             if r.rcpt_reply is None or r.rcpt_reply.code not in (250, 251):
                 reply = r.rcpt_reply or r.reply
                 refused[address] = (reply.code, b"\n".join(reply.lines))
@@ -622,7 +628,7 @@ class SMTP:
             raise SMTPRecipientsRefused(refused)
         data_reply = result.final_reply or result.data_reply
         if self._lmtp and result.final_reply is not None:
-            for address, r in zip(to_addrs, result.recipients):
+            for address, r in zip(to_addrs, result.recipients, strict=True):
                 if address not in refused and r.reply.code != 250:
                     refused[address] = (r.reply.code, b"\n".join(r.reply.lines))
             if len(refused) == len(to_addrs):
@@ -658,8 +664,11 @@ class SMTP:
             field = msg[prefix + "Sender"] if (prefix + "Sender") in msg else msg[prefix + "From"]
             from_addr = email.utils.getaddresses([field])[0][1]
         if to_addrs is None:
-            fields = [f for f in (msg[prefix + "To"], msg[prefix + "Bcc"], msg[prefix + "Cc"])
-                      if f is not None]
+            fields = [
+                f
+                for f in (msg[prefix + "To"], msg[prefix + "Bcc"], msg[prefix + "Cc"])
+                if f is not None
+            ]
             to_addrs = [a[1] for a in email.utils.getaddresses(fields)]
         msg_copy = copy.copy(msg)
         del msg_copy["Bcc"]
@@ -673,7 +682,10 @@ class SMTP:
             )
         with io.BytesIO() as buffer:
             if international:
-                generator = email.generator.BytesGenerator(buffer, policy=msg.policy.clone(utf8=True))
+                generator = email.generator.BytesGenerator(
+                    buffer,
+                    policy=msg.policy.clone(utf8=True),  # type: ignore[call-arg]
+                )
                 mail_options = (*mail_options, "SMTPUTF8", "BODY=8BITMIME")
             else:
                 generator = email.generator.BytesGenerator(buffer)
@@ -710,7 +722,7 @@ class SMTP:
         return res
 
 
-class SMTP_SSL(SMTP):
+class SMTP_SSL(SMTP):  # noqa: N801 - smtplib's name
     """SMTP over implicit TLS (port 465), with the certificate verified by default.
 
     Args:
@@ -727,7 +739,7 @@ class SMTP_SSL(SMTP):
         port: int = 0,
         local_hostname: str | None = None,
         *,
-        timeout: float | None = _net().__dict__.get("_GLOBAL_DEFAULT_TIMEOUT"),  # type: ignore[assignment]
+        timeout: float | None = _DEFAULT_TIMEOUT,
         source_address: tuple[str, int] | None = None,
         context: ssl.SSLContext | None = None,
     ) -> None:
@@ -755,10 +767,15 @@ class LMTP(SMTP):
         port: int = LMTP_PORT,
         local_hostname: str | None = None,
         source_address: tuple[str, int] | None = None,
-        timeout: float | None = _net().__dict__.get("_GLOBAL_DEFAULT_TIMEOUT"),  # type: ignore[assignment]
+        timeout: float | None = _DEFAULT_TIMEOUT,
     ) -> None:
-        super().__init__(host, port, local_hostname=local_hostname,
-                         source_address=source_address, timeout=timeout)
+        super().__init__(
+            host,
+            port,
+            local_hostname=local_hostname,
+            source_address=source_address,
+            timeout=timeout,
+        )
 
     def connect(
         self, host: str = "localhost", port: int = 0, source_address: tuple[str, int] | None = None

@@ -1,0 +1,44 @@
+"""Shared fixtures: hypothesis profiles, an aiosmtpd server, the postfix fixture."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    # Imported in the fixtures: tests.servers imports tests._postfix, which
+    # must be first imported as a plugin so pytest can rewrite its asserts.
+    from tests.servers import AiosmtpdServer
+
+pytest_plugins = ["tests._postfix"]
+
+# "ci" is bounded so the whole CI run stays well under its 15 minutes; "dev"
+# (the default locally) and "deep" search harder.
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=500, deadline=None)
+settings.register_profile("deep", max_examples=20_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def aiosmtpd_server() -> Iterator[AiosmtpdServer]:
+    """A fresh aiosmtpd server on a loopback port, stopped after the test."""
+    from tests.servers import AiosmtpdServer
+
+    with AiosmtpdServer() as server:
+        yield server
+
+
+@pytest.fixture
+def aiosmtpd_lmtp_server() -> Iterator[AiosmtpdServer]:
+    """An aiosmtpd LMTP server on a loopback port."""
+    from tests.servers import AiosmtpdServer
+
+    with AiosmtpdServer(lmtp=True) as server:
+        yield server

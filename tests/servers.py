@@ -1,0 +1,169 @@
+"""Real and scripted peers on loopback for the tests.
+
+``AiosmtpdServer`` runs aiosmtpd in-process (its own thread and event loop) and
+records every envelope it receives.  ``ScriptedServer`` is a hostile peer on a
+real socket, for what no real server will do (close mid-reply, trickle bytes,
+inject bytes after STARTTLS); it plays a list of steps and records what the
+client sent.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP as AioLMTP
+from aiosmtpd.smtp import SMTP as AioSMTP
+
+from tests._postfix import free_port
+
+REFUSE = "reject"  # recipients whose local part starts with this are refused
+
+
+@dataclass
+class Received:
+    """One message as aiosmtpd received it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    mail_options: list[str] = field(default_factory=list)
+
+
+class _Handler:
+    def __init__(self, *, lmtp: bool) -> None:
+        self.messages: list[Received] = []
+        self.lmtp = lmtp
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.startswith(REFUSE):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content,
+                list(envelope.mail_options),
+            )
+        )
+        if self.lmtp:
+            # aiosmtpd sends the returned text as it is: one line per recipient.
+            return "\r\n".join(f"250 2.0.0 <{r}> delivered" for r in envelope.rcpt_tos)
+        return "250 2.0.0 OK queued"
+
+
+class _LMTPController(Controller):
+    def factory(self) -> AioLMTP:
+        return AioLMTP(self.handler, **self.SMTP_kwargs)
+
+
+class _SMTPController(Controller):
+    def factory(self) -> AioSMTP:
+        return AioSMTP(self.handler, **self.SMTP_kwargs)
+
+
+class AiosmtpdServer:
+    """aiosmtpd on 127.0.0.1 with a recording handler."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, *, lmtp: bool = False) -> None:
+        self.handler = _Handler(lmtp=lmtp)
+        cls = _LMTPController if lmtp else _SMTPController
+        self.port = free_port()
+        self._controller = cls(
+            self.handler,
+            hostname=self.host,
+            port=self.port,
+            server_hostname="aiosmtpd.test",
+            decode_data=False,
+        )
+
+    @property
+    def messages(self) -> list[Received]:
+        """Everything received so far, oldest first."""
+        return self.handler.messages
+
+    def __enter__(self) -> AiosmtpdServer:
+        self._controller.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._controller.stop()
+
+
+# A step of a scripted server: bytes to send, ("expect", n) to read a line
+# (n lines), or CLOSE to close the connection there.
+CLOSE = "close"
+Step = bytes | tuple[str, int] | str
+
+
+class ScriptedServer:
+    """Accepts one connection on loopback and plays ``steps``; records input."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = steps
+        self.received = b""
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.error: BaseException | None = None
+        self._lines_wanted = 0
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            try:
+                for step in self.steps:
+                    if isinstance(step, str):  # CLOSE
+                        return
+                    if isinstance(step, bytes):
+                        conn.sendall(step)
+                    else:
+                        assert isinstance(step, tuple)
+                        self._read_lines(conn, step[1])
+                # Script done: drain until the client closes.
+                while chunk := conn.recv(65536):
+                    self.received += chunk
+            except OSError as exc:  # the client went away: fine for a script
+                self.error = exc
+
+    def _read_lines(self, conn: socket.socket, count: int) -> None:
+        self._lines_wanted += count
+        while self.received.count(b"\r\n") < self._lines_wanted:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            self.received += chunk
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._listener.close()
+        self._thread.join(timeout=10)
