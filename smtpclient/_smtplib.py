@@ -48,6 +48,7 @@ from smtp_core import (
     Rcpt,
     RemoteProtocolError,
     Reply,
+    ReplyError,
     Rset,
     ServerDisconnected,
     Vrfy,
@@ -293,6 +294,7 @@ class SMTP:
     def _start(self, sock: Any, host: str) -> None:
         """Begin a fresh engine session on ``sock``."""
         self._conn = Connection(lmtp=self._lmtp, lowercase_commands=True)
+        self._host = host
         self._driver = SyncDriver(sock, server_hostname=host or None, trace=self._trace)
         self.esmtp_features = {}
         self.helo_resp = self.ehlo_resp = None
@@ -315,6 +317,9 @@ class SMTP:
             raise SMTPResponseException(500, str(exc).encode()) from exc
         except LocalProtocolError as exc:
             raise SMTPProtocolError(str(exc)) from exc
+        except ssl.SSLError:
+            self.close()  # a failed handshake leaves nothing usable
+            raise
         except OSError as exc:
             self.close()
             raise SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
@@ -692,6 +697,49 @@ class SMTP:
             generator.flatten(msg_copy, linesep="\r\n")
             flat = buffer.getvalue()
         return self.sendmail(from_addr, to_addrs, flat, mail_options, rcpt_options)
+
+    # -- TLS ---------------------------------------------------------------------------
+
+    def starttls(
+        self,
+        keyfile: str | None = None,
+        certfile: str | None = None,
+        context: ssl.SSLContext | None = None,
+    ) -> tuple[int, bytes]:
+        """Switch the session to TLS (RFC 3207), verifying the server's certificate.
+
+        Unlike smtplib, a missing ``context`` means ``ssl.create_default_context()``:
+        the certificate chain and the host name are checked.  Pass your own
+        context to opt out.  Afterwards the EHLO state is forgotten, and the
+        next command says EHLO again.
+
+        Returns:
+            ``(code, text)`` of the reply to STARTTLS (not 220: TLS was not started).
+
+        Raises:
+            SMTPNotSupportedError: the server did not offer STARTTLS.
+            ssl.SSLError: the handshake failed (for example, an untrusted certificate).
+        """
+        self.ehlo_or_helo_if_needed()
+        if not self.has_extn("starttls"):
+            raise SMTPNotSupportedError("STARTTLS extension not supported by server.")
+        if context is None:
+            context = ssl.create_default_context()
+            if certfile is not None:
+                context.load_cert_chain(certfile, keyfile)
+        if self._conn is None or self._driver is None:
+            raise SMTPServerDisconnected("please run connect() first")
+        self._driver.ssl_context = context
+        try:
+            reply = self._run(procedures.starttls(self._conn))
+        except ReplyError as refused:
+            return self._reply_tuple(refused.reply)
+        self.sock = self._driver.sock
+        self.file = None
+        self.helo_resp = self.ehlo_resp = None
+        self.esmtp_features = {}
+        self.does_esmtp = False
+        return self._reply_tuple(reply)
 
     # -- closing -----------------------------------------------------------------------
 

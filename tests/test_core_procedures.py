@@ -85,7 +85,7 @@ def test_transient_ehlo_failure_is_not_a_fallback() -> None:
 
 
 def test_lmtp_says_lhlo() -> None:
-    conn, replay = session(lmtp=True)
+    _, replay = session(lmtp=True)
     assert replay.written == b"LHLO client.test\r\n"
 
 
@@ -112,8 +112,7 @@ def test_pipelined_transaction_is_one_write_then_content() -> None:
     replay.written, replay.writes = b"", 0
     result = replay.run(procedures.send_mail(conn, "a@b.test", ["x@y.test", "z@y.test"], b".hi"))
     assert replay.written == (
-        b"MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nRCPT TO:<z@y.test>\r\nDATA\r\n"
-        b"..hi\r\n.\r\n"
+        b"MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nRCPT TO:<z@y.test>\r\nDATA\r\n..hi\r\n.\r\n"
     )
     assert replay.writes == 2
     assert result.delivered and result.accepted == ("x@y.test", "z@y.test")
