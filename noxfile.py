@@ -44,6 +44,9 @@ def tests(session: nox.Session) -> None:
     """pytest under -bb with branch coverage; smtp_core must stay at 100 %."""
     session.install("-e", ".[test]")
     env = {"HYPOTHESIS_PROFILE": "ci" if os.environ.get("CI") else "dev"}
+    version = session.run("python", "-c", "import platform; print(platform.python_version())",
+                          silent=True)
+    junit = f".nox/junit/{str(version).strip()}.xml"
     session.run(
         "python",
         "-bb",
@@ -52,6 +55,7 @@ def tests(session: nox.Session) -> None:
         "--cov",
         "--cov-branch",
         "--cov-report=term",
+        f"--junitxml={junit}",
         *session.posargs,
         env=env,
     )

@@ -543,6 +543,15 @@ class SMTP:
             recipient refused; for LMTP, also after the data), SMTPDataError,
             SMTPNotSupportedError, SMTPServerDisconnected.
         """
+        if isinstance(to_addrs, str):
+            to_addrs = [to_addrs]
+        if not to_addrs:
+            raise SMTPRecipientsRefused({})
+        # Every address and option is checked before the first byte goes out,
+        # so a bad recipient cannot leave a half-sent transaction behind.
+        _check_newlines(f"mail from:{quoteaddr(from_addr)}{''.join(' ' + o for o in mail_options)}")
+        for each in to_addrs:
+            _check_newlines(f"rcpt to:{quoteaddr(each)}{''.join(' ' + o for o in rcpt_options)}")
         self.ehlo_or_helo_if_needed()
         if isinstance(msg, str):
             msg = _fix_eols(msg).encode("ascii")
@@ -551,10 +560,6 @@ class SMTP:
             if self.has_extn("size"):
                 options.append(f"size={len(msg)}")
             options.extend(mail_options)
-        if isinstance(to_addrs, str):
-            to_addrs = [to_addrs]
-        if not to_addrs:
-            raise SMTPRecipientsRefused({})
         if self._conn is not None and self._conn.extensions.pipelining:
             return self._sendmail_pipelined(from_addr, to_addrs, msg, options, rcpt_options)
         code, resp = self.mail(from_addr, options)

@@ -221,3 +221,33 @@ def test_ehlo_extensions_of_real_servers(
             driver.run(procedures.quit(conn))
         finally:
             driver.close()
+
+
+@pytest.mark.parametrize("bad", ["x@example.test\r\nRSET", '"a\nb"@e.test', "x\0@example.test"])
+def test_bad_recipient_refused_before_any_byte(bad: str) -> None:
+    from tests.servers import ScriptedServer
+
+    with ScriptedServer([b"220 scripted.test\r\n", ("expect", 1), b"221 bye\r\n"]) as server:
+        with smtpclient.SMTP(server.host, server.port, "client.test", timeout=10) as smtp:
+            with pytest.raises(ValueError, match="prohibited"):
+                smtp.sendmail("a@client.test", ["ok@example.test", bad], b"x")
+            with pytest.raises(smtpclient.SMTPRecipientsRefused):
+                smtp.sendmail("a@client.test", [], b"x")
+    assert server.received == b"quit\r\n"  # not even EHLO went out
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: smtp_core.Ehlo("client.test\r\nMAIL FROM:<x>"),
+        lambda: smtp_core.Mail("a@b.test\n"),
+        lambda: smtp_core.Rcpt("a\0@b.test"),
+        lambda: smtp_core.Mail("a@b.test", ("SIZE=1\r\nRSET",)),
+        lambda: smtp_core.Noop("x\ry"),
+        lambda: smtp_core.Vrfy("x\ny"),
+        lambda: smtp_core.Command("XFOO", "a\r\nb"),
+    ],
+)
+def test_engine_refuses_cr_lf_nul_when_built(build: Callable[[], smtp_core.BaseCommand]) -> None:
+    with pytest.raises(smtp_core.LocalProtocolError, match="CR, LF or NUL"):
+        build()
