@@ -41,6 +41,7 @@ from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, NeedData, Rep
 from ._extensions import Extensions
 from ._procedures import (
     READ,
+    READ_MORE,
     UPGRADE_TLS,
     IORequest,
     Procedure,
@@ -59,6 +60,7 @@ __all__ = [
     "MAX_REPLY_LINE_LENGTH",
     "NEED_DATA",
     "READ",
+    "READ_MORE",
     "TRANSITIONS",
     "UPGRADE_TLS",
     "BaseCommand",

@@ -50,6 +50,7 @@ from ._state import State
 
 __all__ = [
     "READ",
+    "READ_MORE",
     "UPGRADE_TLS",
     "IORequest",
     "Procedure",
@@ -87,7 +88,17 @@ class Write:
 @final
 @dataclass(frozen=True, slots=True)
 class Read:
-    """Ask the driver for the bytes available; it answers them, or ``b""`` at EOF."""
+    """Ask the driver for the bytes available; it answers them, or ``b""`` at EOF.
+
+    Attributes:
+        starts_reply: True for the first read while waiting for a reply, False
+            for the reads that complete it.  A driver that bounds the wait for
+            each whole reply (RFC 5321 §4.5.3.2 timeouts) starts its deadline
+            on ``starts_reply`` reads, so a server trickling a byte at a time
+            cannot hold it past the deadline.
+    """
+
+    starts_reply: bool = True
 
 
 @final
@@ -97,6 +108,7 @@ class UpgradeTLS:
 
 
 READ = Read()
+READ_MORE = Read(starts_reply=False)
 UPGRADE_TLS = UpgradeTLS()
 IORequest = Write | Read | UpgradeTLS
 Procedure = Generator[IORequest, "bytes | None", T]
@@ -104,11 +116,13 @@ Procedure = Generator[IORequest, "bytes | None", T]
 
 def read_event(conn: Connection) -> Procedure[Event]:
     """Read until the connection has an event, and return it."""
+    request = READ
     while True:
         event = conn.next_event()
         if event is not NEED_DATA:
             return event
-        data = yield READ
+        data = yield request
+        request = READ_MORE
         if data is None:
             raise TypeError("a driver must answer Read with bytes (b'' at end of file)")
         conn.receive_data(data)

@@ -295,7 +295,10 @@ class SMTP:
         """Begin a fresh engine session on ``sock``."""
         self._conn = Connection(lmtp=self._lmtp, lowercase_commands=True)
         self._host = host
-        self._driver = SyncDriver(sock, server_hostname=host or None, trace=self._trace)
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+        self._driver = SyncDriver(
+            sock, server_hostname=host or None, trace=self._trace, reply_timeout=timeout
+        )
         self.esmtp_features = {}
         self.helo_resp = self.ehlo_resp = None
         self.does_esmtp = False

@@ -170,9 +170,7 @@ def check_installation(root: Path | None = None) -> Path:
     try:
         pwd.getpwnam(MAIL_OWNER)
     except KeyError:
-        raise _not_installed(
-            f"user {MAIL_OWNER!r} (postfix mail_owner) does not exist"
-        ) from None
+        raise _not_installed(f"user {MAIL_OWNER!r} (postfix mail_owner) does not exist") from None
     try:
         grp.getgrnam(SETGID_GROUP)
     except KeyError:
@@ -192,9 +190,7 @@ def smtp_sink_path() -> str:
     return str(_command_dir(root) / "smtp-sink")
 
 
-def postfix_env(
-    root: Path | None = None, config_dir: Path | None = None
-) -> dict[str, str]:
+def postfix_env(root: Path | None = None, config_dir: Path | None = None) -> dict[str, str]:
     """A minimal environment to run the unpacked postfix binaries."""
     root = postfix_root() if root is None else root
     env = {
@@ -447,9 +443,7 @@ class PostfixServer:
         last: PostfixError | None = None
         for _ in range(attempts):
             self.port = (
-                self._requested_port
-                if self._requested_port is not None
-                else free_port(self.host)
+                self._requested_port if self._requested_port is not None else free_port(self.host)
             )
             try:
                 self._start_once()
@@ -571,9 +565,7 @@ class PostfixServer:
 
     def _main_cf(self, root: Path, owner_uid: int, owner_gid: int) -> dict[str, str]:
         lib = _lib_dir(root)
-        outbound_off = (
-            "error:5.7.1 outbound delivery is disabled in the smtpclient test server"
-        )
+        outbound_off = "error:5.7.1 outbound delivery is disabled in the smtpclient test server"
         cf: dict[str, str] = {
             "compatibility_level": "3.6",
             # Everything in our own directories; binaries from the prefix.
@@ -698,9 +690,7 @@ class PostfixServer:
                     f"deliver into {self.maildir}; use a work directory under e.g. /tmp"
                 )
 
-        def mkdir(
-            path: Path, mode: int, owner_uid: int = 0, owner_gid: int = 0
-        ) -> None:
+        def mkdir(path: Path, mode: int, owner_uid: int = 0, owner_gid: int = 0) -> None:
             path.mkdir(exist_ok=True)
             os.chown(path, owner_uid, owner_gid)
             os.chmod(path, mode)
@@ -787,8 +777,7 @@ class PostfixServer:
                 return
             if time.monotonic() >= deadline:
                 raise PostfixError(
-                    f"postfix processes still alive after stop: {left}\n"
-                    + self._diagnostics()
+                    f"postfix processes still alive after stop: {left}\n" + self._diagnostics()
                 )
             _kill_all(left, sig)
             sig = signal.SIGKILL
@@ -850,9 +839,7 @@ class SmtpSink:
         error = ""
         for _ in range(attempts):
             self.port = (
-                self._requested_port
-                if self._requested_port is not None
-                else free_port(self.host)
+                self._requested_port if self._requested_port is not None else free_port(self.host)
             )
             error = self._start_once(binary)
             if not error:
@@ -888,9 +875,8 @@ class SmtpSink:
                 if time.monotonic() >= deadline:
                     self.stop()
                     stderr.seek(0)
-                    return (
-                        f"smtp-sink did not greet within {self.start_timeout:g}s: "
-                        f"{argv}\n" + (stderr.read().decode("utf-8", "replace"))
+                    return f"smtp-sink did not greet within {self.start_timeout:g}s: {argv}\n" + (
+                        stderr.read().decode("utf-8", "replace")
                     )
                 time.sleep(0.02)
 
@@ -902,9 +888,7 @@ class SmtpSink:
         deadline = time.monotonic() + 5.0
         while left := _live_processes(pgid=proc.pid, env_marker=None):
             if time.monotonic() >= deadline:
-                raise PostfixError(
-                    f"smtp-sink processes still alive after stop: {left}"
-                )
+                raise PostfixError(f"smtp-sink processes still alive after stop: {left}")
             _kill_all(left, signal.SIGKILL)
             time.sleep(0.05)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -107,8 +108,8 @@ class AiosmtpdServer:
         self._controller.stop()
 
 
-# A step of a scripted server: bytes to send, ("expect", n) to read a line
-# (n lines), or CLOSE to close the connection there.
+# A step of a scripted server: bytes to send, ("expect", n) to read n lines,
+# ("sleep", ms) to pause, or CLOSE to close the connection there.
 CLOSE = "close"
 Step = bytes | tuple[str, int] | str
 
@@ -138,8 +139,9 @@ class ScriptedServer:
                         return
                     if isinstance(step, bytes):
                         conn.sendall(step)
+                    elif step[0] == "sleep":
+                        time.sleep(step[1] / 1000)
                     else:
-                        assert isinstance(step, tuple)
                         self._read_lines(conn, step[1])
                 # Script done: drain until the client closes.
                 while chunk := conn.recv(65536):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -249,3 +250,26 @@ def test_implicit_tls_verifies_certificates_by_default(untrusted_ca: trustme.CA)
             assert smtp.noop()[0] == 250
     finally:
         controller.stop()
+
+
+# -- the timeout bounds each whole reply -------------------------------------------------
+
+
+def _trickled_greeting(module: Any) -> tuple[bool, float]:
+    """Connect to a server that sends its greeting one byte every 0.15 s (about 1.8 s)."""
+    greeting = b"220 trickle.test\r\n"
+    steps: list[Step] = [s for byte in greeting for s in (bytes([byte]), ("sleep", 150))]
+    with ScriptedServer([*steps, ("expect", 1), b"221 bye\r\n"]) as server:
+        started = time.monotonic()
+        try:
+            module.SMTP(server.host, server.port, "client.test", timeout=0.5).close()
+        except module.SMTPServerDisconnected:
+            return False, time.monotonic() - started
+        return True, time.monotonic() - started
+
+
+def test_timeout_bounds_the_whole_reply() -> None:
+    connected, elapsed = _trickled_greeting(smtplib)
+    assert connected and elapsed > 1.5  # each recv was quick, so smtplib waited it all out
+    connected, elapsed = _trickled_greeting(smtpclient)
+    assert not connected and elapsed < 1.2

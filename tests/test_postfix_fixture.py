@@ -31,9 +31,7 @@ def _unique(prefix: str) -> str:
 
 
 def _connect(server: PostfixServer) -> smtplib.SMTP:
-    return smtplib.SMTP(
-        server.host, server.port, local_hostname="client.test", timeout=30
-    )
+    return smtplib.SMTP(server.host, server.port, local_hostname="client.test", timeout=30)
 
 
 def test_ehlo_advertises_extensions(postfix_server: PostfixServer) -> None:
@@ -141,9 +139,7 @@ def test_standalone_server_stops_all_processes() -> None:
             assert server.running
             rcpt = _unique("standalone")
             with _connect(server) as client:
-                client.sendmail(
-                    "sender@client.test", [rcpt], b"Subject: s\r\n\r\nb\r\n"
-                )
+                client.sendmail("sender@client.test", [rcpt], b"Subject: s\r\n\r\nb\r\n")
             server.wait_for_messages(1)
             assert len(server.process_ids()) >= 3  # master, qmgr, smtpd, ...
         assert not server.running
@@ -205,10 +201,7 @@ def test_smtp_sink_accepts_a_message() -> None:
             client.ehlo()
             assert client.has_extn("pipelining")
             assert (
-                client.sendmail(
-                    "a@client.test", ["b@sink.test"], b"Subject: x\r\n\r\ny\r\n"
-                )
-                == {}
+                client.sendmail("a@client.test", ["b@sink.test"], b"Subject: x\r\n\r\ny\r\n") == {}
             )
     assert not sink.running
     with (

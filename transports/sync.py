@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -44,6 +45,9 @@ class SyncDriver:
         server_hostname: the name the server's certificate must carry.
         trace: called with ``("send", data)`` before each write and
             ``("recv", data)`` after each read, for transcripts and debugging.
+        reply_timeout: seconds allowed for each whole reply (not for each
+            ``recv``): a server that trickles bytes cannot hold the caller past
+            it.  ``None`` leaves the socket's own timeout in charge.
     """
 
     def __init__(
@@ -53,9 +57,11 @@ class SyncDriver:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         trace: Callable[[str, bytes], None] | None = None,
+        reply_timeout: float | None = None,
     ) -> None:
         self.sock = sock
         self.trace = trace
+        self.reply_timeout = reply_timeout
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
 
@@ -68,15 +74,25 @@ class SyncDriver:
         """
         sock = self.sock
         trace = self.trace
+        deadline = 0.0
         try:
             request = next(procedure)
             while True:
                 if isinstance(request, Write):
                     if trace is not None:
                         trace("send", request.data)
+                    if self.reply_timeout is not None:
+                        sock.settimeout(self.reply_timeout)  # a write gets the whole budget
                     sock.sendall(request.data)
                     request = procedure.send(None)
                 elif isinstance(request, Read):
+                    if self.reply_timeout is not None:
+                        if request.starts_reply:
+                            deadline = time.monotonic() + self.reply_timeout
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TimeoutError("timed out waiting for the whole reply")
+                        sock.settimeout(left)
                     data = sock.recv(READ_SIZE)
                     if trace is not None:
                         trace("recv", data)
