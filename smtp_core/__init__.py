@@ -28,7 +28,7 @@ from ._commands import (
     StartTLS,
     Vrfy,
 )
-from ._connection import Connection
+from ._connection import Connection, TLSPolicy
 from ._data import DataEncoder
 from ._errors import (
     LocalProtocolError,
@@ -99,6 +99,7 @@ __all__ = [
     "ServerDisconnected",
     "StartTLS",
     "State",
+    "TLSPolicy",
     "TransactionResult",
     "UpgradeTLS",
     "Vrfy",

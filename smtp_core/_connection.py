@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NoReturn, final
+from typing import Literal, NoReturn, final
 
 from ._commands import (
     MAX_COMMAND_LINE,
@@ -35,7 +35,10 @@ from ._extensions import Extensions
 from ._replies import ReplyReader
 from ._state import TRANSITIONS, Input, Outcome, State
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "TLSPolicy"]
+
+#: How a connection treats TLS; see :class:`Connection`.
+TLSPolicy = Literal["required", "opportunistic", "none"]
 
 _INPUT_OF: dict[type[BaseCommand], Input] = {
     Ehlo: Input.HELLO,
@@ -97,14 +100,30 @@ class Connection:
             per accepted recipient after the end of data.
         lowercase_commands: write verbs and ``from:``/``to:`` in lower case,
             byte for byte as the standard library's smtplib does.
+        tls_policy: ``"required"``: MAIL is refused until TLS is active, and
+            the handshake procedure starts TLS or fails; ``"opportunistic"``:
+            the handshake procedure starts TLS when the server offers it;
+            ``"none"``: TLS only when the caller asks for it (smtplib's way).
+        tls_active: the connection is already encrypted (implicit TLS, port 465).
 
     The connection starts in ``State.GREETING``, waiting for the server's first
     reply; nothing may be sent before it arrives.
     """
 
-    def __init__(self, *, lmtp: bool = False, lowercase_commands: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        lmtp: bool = False,
+        lowercase_commands: bool = False,
+        tls_policy: TLSPolicy = "opportunistic",
+        tls_active: bool = False,
+    ) -> None:
+        if tls_policy not in ("required", "opportunistic", "none"):
+            raise ValueError(f"tls_policy must be required, opportunistic or none: {tls_policy!r}")
         self.lmtp = lmtp
         self.lowercase_commands = lowercase_commands
+        self.tls_policy: TLSPolicy = tls_policy
+        self._tls_active = tls_active
         self._state = State.GREETING
         self._projected = State.CONNECTED  # what the hoped-for 220 greeting leads to
         self._pending: deque[_Pending] = deque(
@@ -124,6 +143,11 @@ class Connection:
     def state(self) -> State:
         """The state confirmed by the server's replies so far."""
         return self._state
+
+    @property
+    def tls_active(self) -> bool:
+        """True once the session is encrypted (implicit TLS, or after STARTTLS)."""
+        return self._tls_active
 
     @property
     def extensions(self) -> Extensions:
@@ -360,6 +384,10 @@ class Connection:
             return
         extensions = self._extensions
         if isinstance(command, Mail):
+            if self.tls_policy == "required" and not self._tls_active:
+                raise LocalProtocolError(
+                    "MAIL refused: the TLS policy is 'required' and TLS is off"
+                )
             params = self._check_params_offered(command)
             size = params.get("SIZE", "")
             limit = extensions.size
@@ -410,3 +438,4 @@ class Connection:
             raise LocalProtocolError(f"no TLS handshake is due in state {self._state.name}")
         self._state = self._projected = target
         self._extensions = Extensions()
+        self._tls_active = True

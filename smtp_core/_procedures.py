@@ -191,8 +191,25 @@ def hello(conn: Connection, name: str, *, strict: bool = True) -> Procedure[Repl
 
 
 def handshake(conn: Connection, name: str, *, strict: bool = True) -> Procedure[Reply]:
-    """Read the greeting and say hello; see :func:`greet` and :func:`hello`."""
+    """Read the greeting, say hello, and start TLS as ``conn.tls_policy`` asks.
+
+    With policy ``"opportunistic"`` or ``"required"``, a server that offers
+    STARTTLS is asked for it and greeted again inside TLS (RFC 3207 §4.2).
+
+    Raises:
+        LocalProtocolError: policy ``"required"`` and the server does not
+            offer STARTTLS (nothing more is sent; the caller should QUIT).
+        ReplyError: the greeting, hello or STARTTLS was refused.
+    """
     yield from greet(conn)
+    reply = yield from hello(conn, name, strict=strict)
+    if conn.tls_active or conn.tls_policy == "none":
+        return reply
+    if not conn.extensions.starttls:
+        if conn.tls_policy == "required":
+            raise LocalProtocolError("the server does not offer STARTTLS and TLS is required")
+        return reply
+    yield from starttls(conn)
     return (yield from hello(conn, name, strict=strict))
 
 

@@ -293,7 +293,13 @@ class SMTP:
 
     def _start(self, sock: Any, host: str) -> None:
         """Begin a fresh engine session on ``sock``."""
-        self._conn = Connection(lmtp=self._lmtp, lowercase_commands=True)
+        # smtplib starts TLS only when asked (starttls(), SMTP_SSL).
+        self._conn = Connection(
+            lmtp=self._lmtp,
+            lowercase_commands=True,
+            tls_policy="none",
+            tls_active=isinstance(self, SMTP_SSL),
+        )
         self._host = host
         timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
         self._driver = SyncDriver(

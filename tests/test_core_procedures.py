@@ -45,7 +45,7 @@ class Replay:
 
 
 def session(ehlo: bytes = EHLO_PIPE, *, lmtp: bool = False) -> tuple[Connection, Replay]:
-    conn = Connection(lmtp=lmtp)
+    conn = Connection(lmtp=lmtp, tls_policy="none")
     replay = Replay([GREETING, ehlo])
     replay.run(procedures.handshake(conn, "client.test"))
     return conn, replay
@@ -274,3 +274,46 @@ def test_421_without_pipelining_stops_the_transaction() -> None:
     assert replay.written == b"MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n"
     assert [r.reply.code for r in result.recipients] == [421, 421]
     assert [r.rcpt_reply is None for r in result.recipients] == [False, True]
+
+
+STARTTLS_EHLO = b"250-srv.test\r\n250-STARTTLS\r\n250 PIPELINING\r\n"
+
+
+def test_opportunistic_handshake_starts_tls_and_greets_again() -> None:
+    conn = Connection()
+    replay = Replay([GREETING, STARTTLS_EHLO, b"220 go\r\n", EHLO_PIPE])
+    reply = replay.run(procedures.handshake(conn, "client.test"))
+    assert replay.written == b"EHLO client.test\r\nSTARTTLS\r\nEHLO client.test\r\n"
+    assert replay.upgrades == 1
+    assert conn.tls_active and conn.extensions.pipelining
+    assert isinstance(reply.command, sc.Ehlo)
+
+
+def test_policy_none_leaves_tls_to_the_caller() -> None:
+    conn = Connection(tls_policy="none")
+    replay = Replay([GREETING, STARTTLS_EHLO])
+    replay.run(procedures.handshake(conn, "client.test"))
+    assert replay.upgrades == 0
+    assert not conn.tls_active
+
+
+def test_required_policy_refuses_a_server_without_starttls() -> None:
+    conn = Connection(tls_policy="required")
+    replay = Replay([GREETING, EHLO_PIPE])
+    with pytest.raises(sc.LocalProtocolError, match="TLS is required"):
+        replay.run(procedures.handshake(conn, "client.test"))
+    with pytest.raises(sc.LocalProtocolError, match="TLS policy is 'required'"):
+        conn.send(sc.Mail("a@b.test"))
+    assert replay.written == b"EHLO client.test\r\n"
+
+
+def test_required_policy_with_implicit_tls() -> None:
+    conn = Connection(tls_policy="required", tls_active=True)
+    replay = Replay([GREETING, EHLO_PIPE])
+    replay.run(procedures.handshake(conn, "client.test"))
+    assert conn.send(sc.Mail("a@b.test")) == b"MAIL FROM:<a@b.test>\r\n"
+
+
+def test_unknown_tls_policy() -> None:
+    with pytest.raises(ValueError, match="tls_policy"):
+        Connection(tls_policy="sometimes")  # type: ignore[arg-type]

@@ -285,20 +285,33 @@ def test_returned_lines_are_bytes() -> None:
 HOLD_LIMIT = MAX_REPLY_LINE_LENGTH * MAX_REPLY_LINES
 
 
+def feed_until_refused(reader: ReplyReader, chunk: bytes, limit: int) -> tuple[int, str]:
+    """Feed ``chunk`` again and again, as an endless server would.
+
+    Returns how many chunks went in and the error they drew.  Fails if
+    ``limit`` chunks go by without an error, or if the reader ever holds more
+    than one chunk beyond the cap of what a reply may cost.
+    """
+    for count in range(1, limit + 1):
+        reader.feed(chunk)
+        assert held_bytes(reader) < HOLD_LIMIT + len(chunk)
+        try:
+            reader.next_reply()
+        except RemoteProtocolError as exc:
+            return count, str(exc)
+        assert held_bytes(reader) < HOLD_LIMIT
+    raise AssertionError(f"no error after {limit} chunks of {len(chunk)} octets")
+
+
 @pytest.mark.parametrize("chunk_size", [1, 7, 1000, 4096])
 def test_endless_line_is_cut_off(chunk_size: int) -> None:
-    """A server that never sends CRLF is refused once one line cannot fit."""
+    """A server that never sends CRLF is refused as soon as one line cannot fit."""
     reader = ReplyReader()
-    chunk = b"2" * chunk_size
-    fed = 0
-    with pytest.raises(RemoteProtocolError, match="longer than"):  # noqa: PT012
-        while True:
-            reader.feed(chunk)
-            fed += chunk_size
-            assert held_bytes(reader) < MAX_REPLY_LINE_LENGTH + chunk_size
-            reader.next_reply()
-            assert fed < MAX_REPLY_LINE_LENGTH + chunk_size, "no error after the cap"
-    assert fed >= MAX_REPLY_LINE_LENGTH
+    count, error = feed_until_refused(reader, b"2" * chunk_size, limit=100_000)
+    assert "longer than 2048 octets" in error
+    # Refused by the first chunk that brings the pending line to the cap.
+    assert count == -(-MAX_REPLY_LINE_LENGTH // chunk_size)
+    assert len(reader._buffer) < MAX_REPLY_LINE_LENGTH + chunk_size
 
 
 @pytest.mark.parametrize("line_length", [7, MAX_REPLY_LINE_LENGTH])
@@ -306,15 +319,9 @@ def test_endless_multiline_reply_is_cut_off(line_length: int) -> None:
     """A reply that never ends is refused at the line cap; its lines stay bounded."""
     reader = ReplyReader()
     line = line_of_length(line_length, sep=b"-")
-    lines = 0
-    with pytest.raises(RemoteProtocolError, match="more than 256 lines"):  # noqa: PT012
-        while True:
-            reader.feed(line)
-            lines += 1
-            assert reader.next_reply() is None
-            assert held_bytes(reader) < HOLD_LIMIT
-            assert lines < MAX_REPLY_LINES, "no error at the line cap"
-    assert lines == MAX_REPLY_LINES
+    count, error = feed_until_refused(reader, line, limit=100_000)
+    assert "more than 256 lines" in error
+    assert count == MAX_REPLY_LINES
 
 
 def test_consumed_bytes_are_released() -> None:
