@@ -1,0 +1,84 @@
+"""TLS through the engine's procedures and the blocking driver, against aiosmtpd."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+
+from smtp_core import Connection, procedures
+from tests._postfix import free_port
+from transports.sync import SyncDriver, connect
+
+
+class _Keep:
+    def __init__(self) -> None:
+        self.contents: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.contents.append(envelope.original_content)
+        return "250 ok"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, _Keep]]:
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    handler = _Keep()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=server_ctx,
+        require_starttls=True,
+        server_hostname="localhost",
+    )
+    controller.start()
+    yield controller, handler
+    controller.stop()
+
+
+def test_opportunistic_handshake_sends_inside_tls(
+    tls_server: tuple[Controller, _Keep], ca: trustme.CA
+) -> None:
+    controller, handler = tls_server
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    conn = Connection(tls_policy="required")
+    driver = SyncDriver(
+        connect("localhost", controller.port, timeout=10),
+        ssl_context=context,
+        server_hostname="localhost",
+    )
+    try:
+        driver.run(procedures.handshake(conn, "client.test"))
+        assert conn.tls_active
+        assert isinstance(driver.sock, ssl.SSLSocket)
+        result = driver.run(procedures.send_mail(conn, "a@client.test", ["b@x.test"], b"hi\n"))
+        assert result.delivered
+        driver.run(procedures.quit(conn))
+    finally:
+        driver.close()
+    assert handler.contents == [b"hi\r\n"]
+
+
+def test_untrusted_certificate_fails_the_handshake(tls_server: tuple[Controller, _Keep]) -> None:
+    controller, _ = tls_server
+    conn = Connection()
+    driver = SyncDriver(
+        connect("localhost", controller.port, timeout=10), server_hostname="localhost"
+    )
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            driver.run(procedures.handshake(conn, "client.test"))
+    finally:
+        driver.close()
