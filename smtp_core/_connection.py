@@ -8,6 +8,7 @@ Nothing here reads a socket or a clock.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -340,12 +341,15 @@ class Connection:
                 not be sent.  None of the commands counts as sent and the
                 connection is exactly as it was before the call.
         """
+        # The encoder is copied, not referenced: Content changes it in place,
+        # and a rollback that kept a "line open" flag could let a later chunk
+        # start with ".CRLF" and end the message early.
         saved = (
             self._projected,
             len(self._pending),
             list(self._accepted),
             self._utf8_transaction,
-            self._encoder,
+            copy.copy(self._encoder),
         )
         try:
             return b"".join([self.send(command) for command in commands])
@@ -391,7 +395,7 @@ class Connection:
             params = self._check_params_offered(command)
             size = params.get("SIZE", "")
             limit = extensions.size
-            if size.isdigit() and limit and int(size) > limit:
+            if size.isascii() and size.isdigit() and limit and int(size) > limit:
                 raise LocalProtocolError(
                     f"message of {size} octets is over the server's SIZE limit of {limit}"
                 )

@@ -356,10 +356,15 @@ class SMTP:
         self.close()
         raise SMTPServerDisconnected("Connection unexpectedly closed")
 
-    def _command(self, command: BaseCommand) -> tuple[int, bytes]:
-        """Send one command through the engine and read its reply."""
+    def _command(self, command: BaseCommand, *, lowercase: bool = True) -> tuple[int, bytes]:
+        """Send one command through the engine and read its reply.
+
+        ``lowercase`` picks the case of the verb on the wire: smtplib writes its
+        own commands in lower case and ``docmd``'s verb as the caller gave it.
+        """
         if self._conn is None:
             raise SMTPServerDisconnected("please run connect() first")
+        self._conn.lowercase_commands = lowercase
         reply = self._run(procedures.command(self._conn, command))
         return self._reply_tuple(reply)
 
@@ -408,7 +413,9 @@ class SMTP:
             "DATA": Data,
         }
         factory = known.get(cmd.upper()) if not args else None
-        return self._command(factory() if factory else Command(cmd, args))
+        if factory is None:
+            return self._command(Command(cmd, args))  # written exactly as given
+        return self._command(factory(), lowercase=cmd.islower())
 
     # -- the commands ------------------------------------------------------------------
 

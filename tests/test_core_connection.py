@@ -529,3 +529,28 @@ def test_random_walk_only_documented_outcomes(
         if conn.state is State.TLS:
             conn.start_tls_done()
         assert conn.state in State
+
+
+def test_send_many_rollback_restores_the_encoder() -> None:
+    # A refused group must not leave the encoder thinking a line is open: the
+    # next chunk's leading "." would then go out unstuffed and end the data.
+    conn = ready(EHLO_PLAIN)
+    for command, reply in (
+        (sc.Mail("a@b.test"), b"250 ok\r\n"),
+        (sc.Rcpt("x@y.test"), b"250 ok\r\n"),
+        (sc.Data(), b"354 go\r\n"),
+    ):
+        conn.send(command)
+        feed(conn, reply)
+    assert conn.send(sc.Content(b"abc\r\n")) == b"abc\r\n"
+    with pytest.raises(LocalProtocolError):
+        conn.send_many([sc.Content(b"x"), sc.Mail("a@b.test")])
+    assert conn.send(sc.Content(b".\r\nMAIL FROM:<evil@x>\r\n")) == b"..\r\nMAIL FROM:<evil@x>\r\n"
+
+
+def test_size_with_non_ascii_digits_is_refused_not_a_crash() -> None:
+    conn = ready(b"250-x\r\n250-SIZE 10\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n")
+    with pytest.raises(LocalProtocolError, match="SMTPUTF8"):
+        conn.send(sc.Mail("a@b.test", ("SIZE=²",), strict=False))
+    line = conn.send(sc.Mail("a@b.test", ("SIZE=²", "SMTPUTF8"), strict=False))
+    assert line == "MAIL FROM:<a@b.test> SIZE=² SMTPUTF8\r\n".encode()

@@ -233,7 +233,7 @@ def test_bad_recipient_refused_before_any_byte(bad: str) -> None:
                 smtp.sendmail("a@client.test", ["ok@example.test", bad], b"x")
             with pytest.raises(smtpclient.SMTPRecipientsRefused):
                 smtp.sendmail("a@client.test", [], b"x")
-    assert server.received == b"quit\r\n"  # not even EHLO went out
+    assert server.received == b"QUIT\r\n"  # not even EHLO went out (QUIT: smtplib's __exit__)
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,8 @@ class SyncDriver:
         self.sock = sock
         self.trace = trace
         self.reply_timeout = reply_timeout
+        if reply_timeout is not None:
+            sock.settimeout(reply_timeout)
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
 
@@ -81,19 +83,25 @@ class SyncDriver:
                 if isinstance(request, Write):
                     if trace is not None:
                         trace("send", request.data)
-                    if self.reply_timeout is not None:
-                        sock.settimeout(self.reply_timeout)  # a write gets the whole budget
                     sock.sendall(request.data)
                     request = procedure.send(None)
                 elif isinstance(request, Read):
-                    if self.reply_timeout is not None:
-                        if request.starts_reply:
-                            deadline = time.monotonic() + self.reply_timeout
+                    timeout = self.reply_timeout
+                    if timeout is None:
+                        data = sock.recv(READ_SIZE)
+                    elif request.starts_reply:
+                        # The socket's timeout is the whole budget between reads.
+                        deadline = time.monotonic() + timeout
+                        data = sock.recv(READ_SIZE)
+                    else:
                         left = deadline - time.monotonic()
                         if left <= 0:
-                            raise TimeoutError("timed out waiting for the whole reply")
+                            raise TimeoutError("timed out waiting for the rest of a reply")
                         sock.settimeout(left)
-                    data = sock.recv(READ_SIZE)
+                        try:
+                            data = sock.recv(READ_SIZE)
+                        finally:
+                            sock.settimeout(timeout)
                     if trace is not None:
                         trace("recv", data)
                     request = procedure.send(data)
