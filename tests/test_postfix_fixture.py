@@ -26,6 +26,11 @@ from tests._postfix import (
 )
 
 
+def _running(server: PostfixServer | SmtpSink) -> bool:
+    """Read ``running`` afresh (mypy would keep it narrowed from an earlier assert)."""
+    return server.running
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@{TEST_DOMAIN}"
 
@@ -142,7 +147,7 @@ def test_standalone_server_stops_all_processes() -> None:
                 client.sendmail("sender@client.test", [rcpt], b"Subject: s\r\n\r\nb\r\n")
             server.wait_for_messages(1)
             assert len(server.process_ids()) >= 3  # master, qmgr, smtpd, ...
-        assert not server.running
+        assert not _running(server)
         assert server.process_ids() == []
         with (
             pytest.raises(ConnectionRefusedError),
@@ -203,7 +208,7 @@ def test_smtp_sink_accepts_a_message() -> None:
             assert (
                 client.sendmail("a@client.test", ["b@sink.test"], b"Subject: x\r\n\r\ny\r\n") == {}
             )
-    assert not sink.running
+    assert not _running(sink)
     with (
         pytest.raises(ConnectionRefusedError),
         socket.create_connection(sink.address, timeout=2),
