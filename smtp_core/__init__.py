@@ -11,6 +11,7 @@ from . import _procedures as procedures
 from ._commands import (
     MAX_COMMAND_LINE,
     BaseCommand,
+    Bdat,
     Command,
     Content,
     Data,
@@ -64,6 +65,7 @@ __all__ = [
     "TRANSITIONS",
     "UPGRADE_TLS",
     "BaseCommand",
+    "Bdat",
     "Command",
     "Connection",
     "ConnectionClosed",

@@ -17,6 +17,7 @@ from ._errors import LocalProtocolError
 
 __all__ = [
     "BaseCommand",
+    "Bdat",
     "Command",
     "Content",
     "Data",
@@ -392,6 +393,35 @@ class Command(BaseCommand):
     def verb(self) -> str:
         """The verb as given, upper-cased."""
         return self.name.upper()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Bdat(BaseCommand):
+    """``BDAT <size> [LAST]`` and its chunk of the message (RFC 3030 CHUNKING).
+
+    The connection writes the command line and the chunk together, with the
+    size counted exactly.  Unless the transaction is BINARYMIME, line endings
+    in the chunk are made CRLF first (across chunks, as for DATA); no
+    dot-stuffing is done or needed.
+
+    Args:
+        data: the chunk (may be empty, typically for a final ``BDAT 0 LAST``).
+        last: this chunk ends the message.
+    """
+
+    data: bytes | bytearray | memoryview
+    last: bool = False
+    VERB: ClassVar[str] = "BDAT"
+    ends_group: ClassVar[bool] = False  # RFC 3030 §4.2: BDAT may be pipelined
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"BDAT data must be bytes, not {type(self.data).__name__}")
+
+    def arguments(self, lowercase: bool = False) -> str:
+        size = memoryview(self.data).nbytes
+        return f"{size} LAST" if self.last else str(size)
 
 
 @final

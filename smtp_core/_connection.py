@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NoReturn, final
 
 from ._commands import (
     MAX_COMMAND_LINE,
     BaseCommand,
+    Bdat,
     Content,
     Data,
     Ehlo,
@@ -64,13 +65,35 @@ _OUTCOME_OF_CLASS = {
 # a client must not use a parameter the server did not advertise).
 _PARAM_NEEDS = {
     "SIZE": "SIZE",  # RFC 1870
-    "BODY": "8BITMIME",  # RFC 6152 (BINARYMIME, RFC 3030, also needs CHUNKING)
+    "BODY": "8BITMIME",  # RFC 6152; BODY=BINARYMIME is checked on its own (RFC 3030)
     "SMTPUTF8": "SMTPUTF8",  # RFC 6531
     "RET": "DSN",  # RFC 3461
     "ENVID": "DSN",
     "NOTIFY": "DSN",
     "ORCPT": "DSN",
 }
+
+
+@final
+@dataclass(slots=True)
+class _Transaction:
+    """What one mail transaction carries from MAIL to its end."""
+
+    utf8: bool = False  # MAIL had SMTPUTF8: UTF-8 addresses allowed (RFC 6531)
+    binary: bool = False  # BODY=BINARYMIME: BDAT only, sent as is (RFC 3030)
+    accepted: list[str] = field(default_factory=list)
+    encoder: DataEncoder = field(default_factory=DataEncoder)
+    chunker: DataEncoder = field(default_factory=lambda: DataEncoder(dot_stuff=False))
+
+    def copy(self) -> _Transaction:
+        """An independent copy (the encoders change in place)."""
+        return _Transaction(
+            self.utf8,
+            self.binary,
+            list(self.accepted),
+            copy.copy(self.encoder),
+            copy.copy(self.chunker),
+        )
 
 
 @final
@@ -132,9 +155,7 @@ class Connection:
         )
         self._reader = ReplyReader()
         self._extensions = Extensions()
-        self._encoder = DataEncoder()
-        self._accepted: list[str] = []
-        self._utf8_transaction = False
+        self._tx = _Transaction()
         self._eof = False
         self._error: str | None = None
 
@@ -163,7 +184,7 @@ class Connection:
     @property
     def accepted_recipients(self) -> tuple[str, ...]:
         """The recipients the server accepted in the current transaction."""
-        return tuple(self._accepted)
+        return tuple(self._tx.accepted)
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -254,7 +275,7 @@ class Connection:
         elif isinstance(command, Helo):
             self._extensions = Extensions()
         elif isinstance(command, Rcpt):
-            self._accepted.append(command.recipient)
+            self._tx.accepted.append(command.recipient)
         elif isinstance(command, StartTLS) and self._reader.has_unparsed():
             self._fail_remote("bytes received after the 220 reply to STARTTLS")
 
@@ -292,6 +313,8 @@ class Connection:
         if self._error is not None:
             raise LocalProtocolError(f"connection is in the ERROR state: {self._error}")
         inp = _INPUT_OF.get(type(command), Input.OTHER)
+        if isinstance(command, Bdat):
+            inp = Input.BDAT_LAST if command.last else Input.BDAT
         if isinstance(command, Data):
             expected = Outcome.INTERMEDIATE
         elif isinstance(command, Content):
@@ -311,9 +334,13 @@ class Connection:
             raise LocalProtocolError(f"cannot send {command.verb} in state {self._projected.name}")
         if isinstance(command, Content):
             self._projected = target
-            return self._encoder.encode(command.data)
+            return self._tx.encoder.encode(command.data)
         if isinstance(command, EndOfContent):
-            return self._end_of_content(target)
+            self._expect_verdict(command, Input.END_OF_DATA)
+            self._projected = target
+            return self._tx.encoder.end()
+        if isinstance(command, Bdat):
+            return self._send_bdat(command, inp, target)
         self._check_against_server(command)
         line = command.line(self.lowercase_commands) + "\r\n"
         data = line.encode()
@@ -322,13 +349,35 @@ class Connection:
                 f"{command.verb} line is {len(data)} octets, over the engine's {MAX_COMMAND_LINE}"
             )
         if isinstance(command, Mail):
-            self._accepted.clear()
-            self._utf8_transaction = "SMTPUTF8" in _parse_params(command.params)
+            params = _parse_params(command.params)
+            self._tx = _Transaction(
+                utf8="SMTPUTF8" in params, binary=params.get("BODY", "").upper() == "BINARYMIME"
+            )
+        elif isinstance(command, Data):
+            self._tx.encoder = DataEncoder()
         self._projected = target
         self._pending.append(_Pending(command, inp, expected, command.ends_group))
-        if isinstance(command, Data):
-            self._encoder = DataEncoder()
         return data
+
+    def _send_bdat(self, command: Bdat, inp: Input, target: State) -> bytes:
+        if not self._extensions.chunking:
+            raise LocalProtocolError("BDAT needs CHUNKING, which the server did not offer")
+        # The size on the wire counts the chunk as sent: with line endings made
+        # CRLF (and a final CRLF added to an open last line) unless BINARYMIME.
+        if self._tx.binary:
+            chunk = bytes(command.data)
+        else:
+            chunk = self._tx.chunker.encode(command.data)
+            if command.last:
+                chunk += self._tx.chunker.end()
+        if command.last:
+            self._expect_verdict(command, inp)
+        else:
+            self._pending.append(_Pending(command, inp, Outcome.POSITIVE, False))
+        self._projected = target
+        verb = "bdat" if self.lowercase_commands else "BDAT"
+        last = " LAST" if command.last else ""
+        return f"{verb} {len(chunk)}{last}\r\n".encode() + chunk
 
     def send_many(self, commands: Iterable[BaseCommand]) -> bytes:
         """Send several commands at once (a pipelined group) or none of them.
@@ -344,35 +393,25 @@ class Connection:
         # The encoder is copied, not referenced: Content changes it in place,
         # and a rollback that kept a "line open" flag could let a later chunk
         # start with ".CRLF" and end the message early.
-        saved = (
-            self._projected,
-            len(self._pending),
-            list(self._accepted),
-            self._utf8_transaction,
-            copy.copy(self._encoder),
-        )
+        projected, pending, tx = self._projected, len(self._pending), self._tx.copy()
         try:
             return b"".join([self.send(command) for command in commands])
         except LocalProtocolError:
-            self._projected, pending, self._accepted, self._utf8_transaction, self._encoder = saved
+            self._projected, self._tx = projected, tx
             while len(self._pending) > pending:
                 self._pending.pop()
             raise
 
-    def _end_of_content(self, target: State) -> bytes:
-        command = EndOfContent()
+    def _expect_verdict(self, command: BaseCommand, inp: Input) -> None:
+        """Queue the reply (or, in LMTP, the replies) that end a message."""
         if self.lmtp:
             # RFC 2033 §4.2: one reply per recipient that RCPT accepted, in order.
-            # A server that answered 354 with none accepted gets one slot.
-            slots: list[str | None] = [*self._accepted] or [None]
+            # A server that accepted the content with none accepted gets one slot.
+            slots: list[str | None] = [*self._tx.accepted] or [None]
             for recipient in slots:
-                self._pending.append(
-                    _Pending(command, Input.END_OF_DATA, Outcome.POSITIVE, False, recipient)
-                )
+                self._pending.append(_Pending(command, inp, Outcome.POSITIVE, False, recipient))
         else:
-            self._pending.append(_Pending(command, Input.END_OF_DATA, Outcome.POSITIVE, False))
-        self._projected = target
-        return self._encoder.end()
+            self._pending.append(_Pending(command, inp, Outcome.POSITIVE, False))
 
     def _check_against_server(self, command: BaseCommand) -> None:
         """Refuse what the mode or the server's extensions do not allow."""
@@ -387,12 +426,17 @@ class Connection:
                 )
             return
         extensions = self._extensions
+        if isinstance(command, Data) and self._tx.binary:
+            raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT, not DATA")
         if isinstance(command, Mail):
             if self.tls_policy == "required" and not self._tls_active:
                 raise LocalProtocolError(
                     "MAIL refused: the TLS policy is 'required' and TLS is off"
                 )
             params = self._check_params_offered(command)
+            body = params.get("BODY", "").upper()
+            if body == "BINARYMIME" and not (extensions.chunking and "BINARYMIME" in extensions):
+                raise LocalProtocolError("BODY=BINARYMIME needs BINARYMIME and CHUNKING")
             size = params.get("SIZE", "")
             limit = extensions.size
             if size.isascii() and size.isdigit() and limit and int(size) > limit:
@@ -406,7 +450,7 @@ class Connection:
             return
         if isinstance(command, Rcpt):
             self._check_params_offered(command)
-            if command.has_non_ascii() and not self._utf8_transaction:
+            if command.has_non_ascii() and not self._tx.utf8:
                 raise LocalProtocolError(
                     "non-ASCII RCPT needs a MAIL with the SMTPUTF8 parameter (RFC 6531): "
                     f"{command.recipient!r}"
@@ -421,6 +465,8 @@ class Connection:
         params = _parse_params(command.params)
         for keyword in params:
             needed = _PARAM_NEEDS.get(keyword)
+            if keyword == "BODY" and params[keyword].upper() in ("7BIT", "BINARYMIME"):
+                continue  # 7BIT needs nothing; BINARYMIME is checked by the caller
             if needed is not None and needed not in self._extensions:
                 raise LocalProtocolError(
                     f"{command.verb} parameter {keyword} needs {needed}, "

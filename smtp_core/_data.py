@@ -26,13 +26,18 @@ class DataEncoder:
     Chunks may be cut anywhere, even between the CR and LF of a line ending or
     just before a leading dot; the output is the same as for one whole chunk.
     Memory held between calls: two flags.
+
+    Args:
+        dot_stuff: double leading dots (DATA).  BDAT (RFC 3030 §2) sends
+            content by byte count, so it normalises line endings only.
     """
 
-    __slots__ = ("_after_cr", "_at_line_start")
+    __slots__ = ("_after_cr", "_at_line_start", "_dot_stuff")
 
-    def __init__(self) -> None:
+    def __init__(self, *, dot_stuff: bool = True) -> None:
         self._at_line_start = True
         self._after_cr = False
+        self._dot_stuff = dot_stuff
 
     def encode(self, chunk: bytes | bytearray | memoryview) -> bytes:
         """Return ``chunk`` with CRLF line endings and leading dots doubled.
@@ -57,12 +62,21 @@ class DataEncoder:
         self._after_cr = last == 0x0D
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        data = data.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n")
-        if self._at_line_start and data[0] == 0x2E:
-            data = b"." + data
+        if self._dot_stuff:
+            data = data.replace(b"\n.", b"\n..")
+            if self._at_line_start and data[0] == 0x2E:
+                data = b"." + data
+        data = data.replace(b"\n", b"\r\n")
         self._at_line_start = last in (0x0A, 0x0D)
         return data
 
     def end(self) -> bytes:
-        """Return the end-of-data marker: ``.CRLF``, after a CRLF if a line is open."""
+        """Return what ends the content.
+
+        With dot-stuffing (DATA): the end-of-data marker ``.CRLF``, after a
+        CRLF if a line is open.  Without (BDAT): a CRLF if a line is open, so
+        the message ends with a line ending either way.
+        """
+        if not self._dot_stuff:
+            return b"" if self._at_line_start else b"\r\n"
         return b".\r\n" if self._at_line_start else b"\r\n.\r\n"

@@ -31,6 +31,7 @@ from typing import Literal, TypeVar, final
 
 from ._commands import (
     BaseCommand,
+    Bdat,
     Content,
     Data,
     Ehlo,
@@ -317,18 +318,22 @@ def send_mail(
     mail_params: Sequence[str] = (),
     rcpt_params: Sequence[str] = (),
     strict: bool = True,
+    chunking: bool = False,
 ) -> Procedure[TransactionResult]:
-    """Run one mail transaction: MAIL, RCPT for each recipient, DATA, the content.
+    """Run one mail transaction: MAIL, RCPT for each recipient, then the content.
 
     With PIPELINING, MAIL, every RCPT and DATA go out in one write (RFC 2920
     §3.1) and their replies are read in order.  One refused recipient never
     stops the others (RFC 5321 Appendix D.1).  If the transaction is left
-    open by a failure (no recipient accepted, DATA refused), RSET closes it,
-    so the connection is ready for the next one either way.
+    open by a failure (no recipient accepted, DATA or a BDAT chunk refused),
+    RSET closes it, so the connection is ready for the next one either way.
 
     ``content`` is the message as bytes, or an iterable of chunks (streamed:
-    the whole message is never held).  Line endings are normalised to CRLF and
-    lines are dot-stuffed.
+    the whole message is never held).  Line endings are normalised to CRLF;
+    DATA also dot-stuffs.  With ``chunking``, the content goes in BDAT chunks
+    (RFC 3030) instead of DATA: pipelined back to back when the server offers
+    PIPELINING, one round trip each otherwise.  ``BODY=BINARYMIME`` in
+    ``mail_params`` needs ``chunking`` and sends the content byte for byte.
 
     Returns:
         A :class:`TransactionResult`; negative replies are reported there,
@@ -343,17 +348,20 @@ def send_mail(
         raise TypeError("recipients must be a sequence of addresses, not one str")
     if not recipients:
         raise LocalProtocolError("a mail transaction needs at least one recipient")
+    if chunking and not conn.extensions.chunking:
+        raise LocalProtocolError("BDAT needs CHUNKING, which the server did not offer")
     mail = Mail(sender, tuple(mail_params), strict=strict)
     rcpts = [Rcpt(r, tuple(rcpt_params), strict=strict) for r in recipients]
+    group: list[BaseCommand] = [mail, *rcpts] if chunking else [mail, *rcpts, Data()]
     replies: list[Reply] = []  # MAIL's, then each RCPT's, then DATA's, as far as they go
     if conn.extensions.pipelining:
-        yield Write(conn.send_many([mail, *rcpts, Data()]))
-        for _ in range(len(rcpts) + 2):
+        yield Write(conn.send_many(group))
+        for _ in group:
             replies.append((yield from read_reply(conn)))
             if conn.state is State.CLOSED:
                 break  # 421: the server is going away and answers nothing more
     else:
-        for cmd in (mail, *rcpts, Data()):
+        for cmd in group:
             if cmd is not mail and not replies[0].is_positive:
                 break
             if isinstance(cmd, Data) and not conn.accepted_recipients:
@@ -361,17 +369,53 @@ def send_mail(
             replies.append((yield from command(conn, cmd)))
             if conn.state is State.CLOSED:
                 break
-    data_reply = replies[len(rcpts) + 1] if len(replies) == len(rcpts) + 2 else None
-    final_replies: list[Reply] = []
+    data_reply = replies[-1] if len(replies) == len(rcpts) + 2 else None
+    verdicts: list[Reply] = []
     if data_reply is not None and data_reply.is_intermediate:
         yield from _write_content(conn, content)
-        for _ in conn.accepted_recipients if conn.lmtp else (None,):
-            final_replies.append((yield from read_reply(conn)))
-            if conn.state is State.CLOSED:
-                break
-    if conn.state in (State.MAIL, State.RCPT):
+        verdicts = yield from _read_verdicts(conn)
+    elif chunking and conn.accepted_recipients and conn.state is State.RCPT:
+        verdicts = yield from _send_chunks(conn, content)
+    if conn.state in (State.MAIL, State.RCPT, State.BDAT, State.ABORTED):
         yield from command(conn, Rset())
-    return _result(conn, rcpts, replies, data_reply, final_replies)
+    return _result(conn, rcpts, replies, data_reply, verdicts)
+
+
+def _read_verdicts(conn: Connection) -> Procedure[list[Reply]]:
+    """Read the reply to the end of the message (LMTP: one per accepted recipient)."""
+    verdicts: list[Reply] = []
+    for _ in conn.accepted_recipients if conn.lmtp else (None,):
+        verdicts.append((yield from read_reply(conn)))
+        if conn.state is State.CLOSED:
+            break
+    return verdicts
+
+
+def _send_chunks(conn: Connection, content: bytes | Iterable[bytes]) -> Procedure[list[Reply]]:
+    """Send the content as BDAT chunks; return the verdicts, or the refusal of a chunk."""
+    pipelining = conn.extensions.pipelining
+    unanswered = 0
+    held: bytes | memoryview | None = None
+    for chunk in _chunks(content):
+        if held is not None:
+            yield Write(conn.send(Bdat(held)))
+            if not pipelining:
+                reply = yield from read_reply(conn)
+                if not reply.is_positive:
+                    return [reply]
+            else:
+                unanswered += 1
+        held = chunk
+    yield Write(conn.send(Bdat(b"" if held is None else held, last=True)))
+    refusal: Reply | None = None
+    for _ in range(unanswered):
+        reply = yield from read_reply(conn)
+        if not reply.is_positive and refusal is None:
+            refusal = reply
+        if conn.state is State.CLOSED:
+            return [reply]
+    verdicts = yield from _read_verdicts(conn)
+    return [refusal] if refusal is not None else verdicts
 
 
 def _write_content(conn: Connection, content: bytes | Iterable[bytes]) -> Procedure[None]:
@@ -389,10 +433,10 @@ def _result(
     rcpts: list[Rcpt],
     replies: list[Reply],
     data_reply: Reply | None,
-    final_replies: list[Reply],
+    verdicts: list[Reply],
 ) -> TransactionResult:
     mail_reply = replies[0]
-    own_reply = {reply.recipient: reply for reply in reversed(final_replies)}
+    own_reply = {reply.recipient: reply for reply in reversed(verdicts)}
     results = []
     for index, rcpt in enumerate(rcpts, start=1):
         rcpt_reply = replies[index] if index < len(replies) else None
@@ -401,14 +445,12 @@ def _result(
             reply = replies[-1]  # MAIL refused, or a 421 before this RCPT was answered
         elif not rcpt_reply.is_positive:
             reply = rcpt_reply
-        elif data_reply is None:
-            reply = replies[-1]  # a 421 to a later RCPT
-        elif not data_reply.is_intermediate:
+        elif verdicts:
+            reply = own_reply.get(rcpt.recipient, verdicts[-1]) if conn.lmtp else verdicts[0]
+        elif data_reply is not None:
             reply = data_reply  # DATA refused: the message went nowhere
-        elif conn.lmtp:
-            reply = own_reply.get(rcpt.recipient, final_replies[-1])
         else:
-            reply = final_replies[0]
+            reply = replies[-1]  # a 421 to a later command
         results.append(RecipientResult(rcpt.recipient, reply, rcpt_reply))
-    final = final_replies[0] if final_replies else None
+    final = verdicts[0] if verdicts else None
     return TransactionResult(mail_reply, tuple(results), data_reply, final)

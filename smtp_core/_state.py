@@ -35,6 +35,8 @@ class State(enum.Enum):
     MAIL = "MAIL"  # MAIL accepted, no recipient yet
     RCPT = "RCPT"  # at least one recipient accepted
     DATA = "DATA"  # DATA drew 354: message content is being sent
+    BDAT = "BDAT"  # BDAT chunks accepted, the LAST one not yet
+    ABORTED = "ABORTED"  # a BDAT chunk was refused: RSET must follow (RFC 3030 §3)
     TLS = "TLS"  # STARTTLS drew 220: the driver must start TLS now
     CLOSED = "CLOSED"  # QUIT answered, or the server closed the connection
     ERROR = "ERROR"  # a protocol error happened; nothing more can be done
@@ -50,6 +52,8 @@ class Input(enum.Enum):
     DATA = "DATA"
     CONTENT = "content"
     END_OF_DATA = "end of data"
+    BDAT = "BDAT"
+    BDAT_LAST = "BDAT LAST"
     RSET = "RSET"
     STARTTLS = "STARTTLS"
     TLS_DONE = "TLS handshake done"
@@ -156,6 +160,51 @@ _rows(
         (I.END_OF_DATA, _NEG): S.READY,
     },
 )
+
+# RFC 3030 §3: a refused chunk fails the transaction; the client "MUST NOT
+# send any additional BDAT segments" and issues RSET.  Chunks already
+# pipelined arrive in ABORTED and must be refused too.  The reply to BDAT LAST
+# is the verdict on the message, like the reply to the end of data.
+for _state in (S.RCPT, S.BDAT):
+    _rows(
+        _state,
+        {
+            (I.BDAT, _POS): S.BDAT,
+            (I.BDAT, _NEG): S.ABORTED,
+            (I.BDAT_LAST, _POS): S.READY,
+            (I.BDAT_LAST, _NEG): S.READY,
+        },
+    )
+_rows(
+    S.BDAT,
+    {
+        (I.RSET, _POS): S.READY,
+        (I.RSET, _NEG): S.BDAT,
+        (I.OTHER, _POS): S.BDAT,
+        (I.OTHER, _MID): S.BDAT,
+        (I.OTHER, _NEG): S.BDAT,
+        (I.QUIT, _POS): S.CLOSED,
+        (I.QUIT, _NEG): S.CLOSED,
+    },
+)
+_rows(
+    S.ABORTED,
+    {
+        (I.BDAT, _NEG): S.ABORTED,
+        (I.BDAT_LAST, _NEG): S.ABORTED,
+        (I.RSET, _POS): S.READY,
+        (I.RSET, _NEG): S.ABORTED,
+        (I.OTHER, _POS): S.ABORTED,
+        (I.OTHER, _MID): S.ABORTED,
+        (I.OTHER, _NEG): S.ABORTED,
+        (I.QUIT, _POS): S.CLOSED,
+        (I.QUIT, _NEG): S.CLOSED,
+        (I.HELLO, _POS): S.READY,
+        (I.HELLO, _NEG): S.ABORTED,
+    },
+)
+# LMTP: the second and later replies to BDAT LAST (RFC 2033 §4.2 with RFC 3030).
+_rows(S.READY, {(I.BDAT_LAST, _POS): S.READY, (I.BDAT_LAST, _NEG): S.READY})
 
 _rows(S.TLS, {(I.TLS_DONE, O.SENT): S.CONNECTED})
 

@@ -416,13 +416,15 @@ SENDABLE: dict[Input, Callable[[], sc.BaseCommand]] = {
     Input.DATA: sc.Data,
     Input.CONTENT: lambda: sc.Content(b"x"),
     Input.END_OF_DATA: sc.EndOfContent,
+    Input.BDAT: lambda: sc.Bdat(b"x"),
+    Input.BDAT_LAST: lambda: sc.Bdat(b"x", last=True),
     Input.RSET: sc.Rset,
     Input.STARTTLS: sc.StartTLS,
     Input.QUIT: sc.Quit,
     Input.OTHER: sc.Noop,
 }
 EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
-EHLO_ALL = b"250-x\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+EHLO_ALL = b"250-x\r\n250-STARTTLS\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
 
 
 def reach(state: State) -> Connection:
@@ -450,6 +452,16 @@ def reach(state: State) -> Connection:
             (sc.Mail("a@b.test"), b"250 ok\r\n"),
             (sc.Rcpt("x@y.test"), b"250 ok\r\n"),
             (sc.Data(), b"354 go\r\n"),
+        ],
+        State.BDAT: [
+            (sc.Mail("a@b.test"), b"250 ok\r\n"),
+            (sc.Rcpt("x@y.test"), b"250 ok\r\n"),
+            (sc.Bdat(b"x"), b"250 ok\r\n"),
+        ],
+        State.ABORTED: [
+            (sc.Mail("a@b.test"), b"250 ok\r\n"),
+            (sc.Rcpt("x@y.test"), b"250 ok\r\n"),
+            (sc.Bdat(b"x"), b"552 too big\r\n"),
         ],
         State.TLS: [(sc.StartTLS(), b"220 go\r\n")],
         State.CLOSED: [(sc.Quit(), b"221 bye\r\n")],

@@ -251,3 +251,21 @@ def test_bad_recipient_refused_before_any_byte(bad: str) -> None:
 def test_engine_refuses_cr_lf_nul_when_built(build: Callable[[], smtp_core.BaseCommand]) -> None:
     with pytest.raises(smtp_core.LocalProtocolError, match="CR, LF or NUL"):
         build()
+
+
+def test_postfix_bdat_delivers_exact_bytes(postfix_server: PostfixServer) -> None:
+    rcpt = _rcpt("bdat")
+    conn = Connection()
+    driver = SyncDriver(connect(postfix_server.host, postfix_server.port, timeout=30))
+    try:
+        driver.run(procedures.handshake(conn, "client.test"))
+        assert conn.extensions.chunking
+        result = driver.run(
+            procedures.send_mail(conn, "sender@client.test", [rcpt], TRICKY, chunking=True)
+        )
+        assert result.delivered
+        driver.run(procedures.quit(conn))
+    finally:
+        driver.close()
+    [raw] = postfix_server.wait_for_messages(1, recipient=rcpt)
+    assert strip_trace_headers(raw) == TRICKY_AS_RECEIVED
