@@ -91,7 +91,10 @@ _NONCE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
 _B64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)"
 # extensions = attr-val *("," attr-val);  attr-val = ALPHA "=" value;
 # value = 1*value-char;  value-char = <UTF8-char except NUL, "=" and ",">
-_EXTENSIONS = r"(?:,[A-Za-z]=[^\x00=,]+)*"
+# Server messages are decoded with "surrogateescape", so a byte that is not
+# UTF-8 becomes a lone surrogate, which no value-char matches.
+_VALUE = r"[^\x00=,\ud800-\udfff]+"
+_EXTENSIONS = rf"(?:,[A-Za-z]={_VALUE})*"
 # server-first-message = [reserved-mext ","] nonce "," salt ","
 #                        iteration-count ["," extensions]
 # (reserved-mext is refused before this pattern is tried; the count is bounded
@@ -101,7 +104,7 @@ _SERVER_FIRST = re.compile(
     + _EXTENSIONS
 )
 # server-final-message = (server-error / verifier) ["," extensions]
-_SERVER_FINAL = re.compile(rf"(?:e=(?P<error>[^\x00=,]+)|v=(?P<verifier>{_B64})){_EXTENSIONS}")
+_SERVER_FINAL = re.compile(rf"(?:e=(?P<error>{_VALUE})|v=(?P<verifier>{_B64})){_EXTENSIONS}")
 # RFC 6750 §2.1 b64token is stricter; any visible ASCII is accepted here, which
 # still keeps the ^A separators of XOAUTH2 and OAUTHBEARER out of a token.
 _VCHARS = re.compile(r"[\x21-\x7e]+")
@@ -144,7 +147,7 @@ def _prepared(what: str, value: str) -> bytes:
     try:
         prepared = saslprep(value, what=what)
     except SASLprepError as exc:
-        raise LocalSASLError(f"SASLprep (RFC 4013) refuses the {exc}") from None
+        raise LocalSASLError(f"refused by SASLprep (RFC 4013): {exc}") from None
     if not prepared:
         raise LocalSASLError(f"{what} is empty after SASLprep (RFC 4013)")
     return prepared.encode()
@@ -276,7 +279,8 @@ class _ClientFirst(SASLMechanism):
         return self._started
 
     @abstractmethod
-    def _next(self, challenge: bytes) -> bytes: ...
+    def _next(self, challenge: bytes) -> bytes:
+        """Answer a challenge that follows the client's first message."""
 
 
 @final
@@ -285,6 +289,12 @@ class Plain(_ClientFirst):
 
     The user name and password are prepared with SASLprep, as RFC 4616 §4
     recommends; the authorization identity is sent as given.
+
+    Args:
+        username: the authentication identity (authcid).
+        password: the password.
+        authzid: the identity to act as, or ``None`` (or ``""``) to act as
+            ``username``.
 
     Raises:
         LocalSASLError: SASLprep refuses the user name or password or leaves
@@ -321,6 +331,10 @@ class Login(SASLMechanism):
         initial_username: send the user name as the initial response, as
             smtplib does; the default waits for the server's first challenge,
             which every server accepts.
+
+    Raises:
+        LocalSASLError: a credential holds a lone surrogate (no UTF-8 form).
+        TypeError: a credential is not a ``str``.
     """
 
     __slots__ = ("_initial_username", "_messages", "_step")
@@ -360,6 +374,10 @@ class CramMD5(SASLMechanism):
     The password is the HMAC key, prepared with SASLprep; the user name is
     sent as UTF-8.
 
+    Args:
+        username: the user name.
+        password: the password.
+
     Raises:
         LocalSASLError: SASLprep refuses the password or leaves it empty.
     """
@@ -372,7 +390,7 @@ class CramMD5(SASLMechanism):
         self._key = _prepared("password", password)
         self._responded = False
 
-    def initial_response(self) -> None:
+    def initial_response(self) -> bytes | None:
         """Give ``None``: the server speaks first."""
         return None
 
@@ -424,6 +442,10 @@ class XOAuth2(_Bearer):
     :attr:`error_challenge`; the protocol requires an empty response, after
     which the server sends the final failure reply.
 
+    Args:
+        username: the account's user name (usually its e-mail address).
+        token: the OAuth 2.0 access token.
+
     Raises:
         LocalSASLError: the user name holds control characters, or the token
             is empty or holds characters other than visible ASCII.
@@ -445,7 +467,14 @@ class OAuthBearer(_Bearer):
     ``username``, when given, becomes the header's authorization identity
     (``n,a=user,``); ``host`` and ``port`` are sent when given.  A failed token
     draws an error challenge (JSON, kept as :attr:`error_challenge`), answered
-    with a single ``^A`` as RFC 7628 §3.2.3 requires.
+    with a single ``^A`` as RFC 7628 §3.2.2 requires.
+
+    Args:
+        username: the authorization identity, or ``None`` (or ``""``) to leave
+            it out.
+        token: the OAuth 2.0 access token.
+        host: the server's host name, or ``None``.
+        port: the server's port, or ``None``.
 
     Raises:
         LocalSASLError: control characters in the user name, a host that is
@@ -556,7 +585,13 @@ class _Scram(_ClientFirst):
             raise RemoteSASLError(
                 f"{self.name}: the server requires an extension we do not know: {server_first!r}"
             )
-        match = _SERVER_FIRST.fullmatch(server_first.decode("utf-8", "replace"))
+        text = server_first.decode("utf-8", "surrogateescape")
+        # RFC 5802 sends e= in the final message only; erratum 5271 (reported,
+        # not verified) lets a server fail at once with it instead of a nonce.
+        error = _SERVER_FINAL.fullmatch(text)
+        if error is not None and error["error"] is not None:
+            raise self._server_error(error["error"])
+        match = _SERVER_FIRST.fullmatch(text)
         if match is None:
             raise RemoteSASLError(f"{self.name}: malformed server-first-message {server_first!r}")
         nonce = match["nonce"]
@@ -577,22 +612,25 @@ class _Scram(_ClientFirst):
         without_proof = b"c=" + base64.b64encode(self._gs2_header) + b",r=" + nonce.encode("ascii")
         auth_message = b",".join((self._client_first_bare, server_first, without_proof))
         signature = self._hmac(stored_key, auth_message)
-        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        proof = (int.from_bytes(client_key, "big") ^ int.from_bytes(signature, "big")).to_bytes(
+            len(client_key), "big"
+        )
         self._server_signature = self._hmac(self._hmac(salted, b"Server Key"), auth_message)
         return without_proof + b",p=" + base64.b64encode(proof)
+
+    def _server_error(self, error: str) -> RemoteSASLError:
+        return RemoteSASLError(f"{self.name}: the server reports {error!r}", server_error=error)
 
     def _check_server_final(self, server_final: bytes) -> None:
         """RFC 5802 §3: the client "MUST verify" ServerSignature."""
         assert self._server_signature is not None
         if self._verified:
             raise self._unexpected(server_final)
-        match = _SERVER_FINAL.fullmatch(server_final.decode("utf-8", "replace"))
+        match = _SERVER_FINAL.fullmatch(server_final.decode("utf-8", "surrogateescape"))
         if match is None:
             raise RemoteSASLError(f"{self.name}: malformed server-final-message {server_final!r}")
         if match["error"] is not None:
-            raise RemoteSASLError(
-                f"{self.name}: the server reports {match['error']!r}", server_error=match["error"]
-            )
+            raise self._server_error(match["error"])
         if not hmac.compare_digest(base64.b64decode(match["verifier"]), self._server_signature):
             raise RemoteSASLError(
                 f"{self.name}: the server signature does not verify: {server_final!r}"
@@ -727,9 +765,9 @@ def mechanism_for(
         raise ValueError(f"no client mechanism named {name!r}")
     if password is None:
         raise ValueError(f"{wanted} needs a password")
-    if cls is ScramSHA1 or cls is ScramSHA256:
+    if issubclass(cls, _Scram):
         return cls(username, password, authzid=authzid, min_iterations=min_iterations)
-    if cls is Plain:
+    if issubclass(cls, Plain):
         return Plain(username, password, authzid=authzid)
     if authzid is not None:
         raise ValueError(f"{wanted} carries no authzid")

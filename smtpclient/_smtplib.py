@@ -145,9 +145,11 @@ def _fix_eols(data: str) -> str:
 def _check_newlines(line: str) -> None:
     # smtplib's own message (bpo-43124), which code and tests match on.
     if "\r" in line or "\n" in line:
-        raise ValueError(f"prohibited newline characters: {line!r}")
+        shown = line.replace("\n", "\\n").replace("\r", "\\r")
+        raise ValueError(f"command and arguments contain prohibited newline characters: {shown}")
     if "\0" in line:
-        raise ValueError(f"prohibited NUL character: {line!r}")
+        shown = line.replace("\0", "\\0")
+        raise ValueError(f"command and arguments contain a prohibited NUL character: {shown}")
 
 
 class SMTP:
@@ -286,10 +288,19 @@ class SMTP:
         self.sock = self._get_socket(host, port, self.timeout)
         self.file = None
         self._start(self.sock, host)
-        code, msg = self.getreply()
+        code, msg = self._greeting()
         if self.debuglevel > 0:
             self._print_debug("connect:", repr(msg))
         return code, msg
+
+    def _greeting(self) -> tuple[int, bytes]:
+        """Read the greeting; one the engine cannot parse is a refused connection."""
+        try:
+            return self.getreply()
+        except SMTPServerDisconnected:
+            raise
+        except SMTPResponseException as exc:
+            raise SMTPConnectError(exc.smtp_code, exc.smtp_error) from exc
 
     def _start(self, sock: Any, host: str) -> None:
         """Begin a fresh engine session on ``sock``."""
@@ -322,8 +333,9 @@ class SMTP:
             self.close()
             raise SMTPServerDisconnected("Connection unexpectedly closed") from None
         except RemoteProtocolError as exc:
+            # smtplib's code for a reply it cannot parse is -1.
             self.close()
-            raise SMTPResponseException(500, str(exc).encode()) from exc
+            raise SMTPResponseException(-1, str(exc).encode()) from exc
         except LocalProtocolError as exc:
             raise SMTPProtocolError(str(exc)) from exc
         except ssl.SSLError:
@@ -869,7 +881,7 @@ class LMTP(SMTP):
             self.sock = None
             raise
         self._start(self.sock, "")
-        code, msg = self.getreply()
+        code, msg = self._greeting()
         if self.debuglevel > 0:
             self._print_debug("connect:", msg)
         return code, msg
