@@ -9,6 +9,7 @@ later, by :meth:`Connection.send`.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import ClassVar, final
 
@@ -16,6 +17,8 @@ from ._abnf import ADDRESS_LITERAL, DOMAIN, ESMTP_PARAM, FORBIDDEN_CHARS, MAILBO
 from ._errors import LocalProtocolError
 
 __all__ = [
+    "Auth",
+    "AuthResponse",
     "BaseCommand",
     "Bdat",
     "Command",
@@ -47,6 +50,9 @@ MAX_DOMAIN_LENGTH = 255
 # carry 500).  This bound is the engine's, applied in every mode, so that no
 # caller can make a line a server would cut in two.
 MAX_COMMAND_LINE = 2048
+# RFC 4954 §4: "the maximum line length of an AUTH command (and of a client
+# response) is 12288 octets", room for OAuth tokens and Kerberos tickets.
+MAX_AUTH_LINE = 12288
 
 
 def check_safe(what: str, value: str) -> None:
@@ -393,6 +399,67 @@ class Command(BaseCommand):
     def verb(self) -> str:
         """The verb as given, upper-cased."""
         return self.name.upper()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Auth(BaseCommand):
+    """``AUTH <mechanism> [initial-response]`` (RFC 4954 §4).
+
+    Args:
+        mechanism: the SASL mechanism name, e.g. ``"SCRAM-SHA-256"``.
+        initial_response: raw bytes sent base64-encoded on the same line
+            (``=`` when empty), saving a round trip; ``None`` to wait for the
+            server's first challenge.
+    """
+
+    mechanism: str
+    initial_response: bytes | None = None
+    VERB: ClassVar[str] = "AUTH"
+
+    def __post_init__(self) -> None:
+        check_safe("AUTH mechanism", self.mechanism)
+        # RFC 4422 §3.1: sasl-mech = 1*20mech-char; mech-char = UPPER-ALPHA / DIGIT / "-" / "_"
+        if not (1 <= len(self.mechanism) <= 20) or not all(
+            c.isascii() and (c.isalnum() or c in "-_") for c in self.mechanism
+        ):
+            raise LocalProtocolError(f"AUTH mechanism is not a SASL name: {self.mechanism!r}")
+        if self.initial_response is not None and not isinstance(self.initial_response, bytes):
+            raise TypeError("AUTH initial response must be bytes")
+
+    def arguments(self, lowercase: bool = False) -> str:
+        if self.initial_response is None:
+            return self.mechanism.upper()
+        encoded = base64.b64encode(self.initial_response).decode("ascii") or "="
+        return f"{self.mechanism.upper()} {encoded}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AuthResponse(BaseCommand):
+    """The client's answer to a ``334`` challenge during AUTH (RFC 4954 §4).
+
+    Args:
+        data: raw response bytes, sent base64-encoded on a line of their own.
+        cancel: send ``*`` instead, abandoning the exchange (the server answers 501).
+    """
+
+    data: bytes = b""
+    cancel: bool = False
+    VERB: ClassVar[str] = "<AUTH response>"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, bytes):
+            raise TypeError("AUTH response must be bytes")
+
+    def line(self, lowercase: bool = False) -> str:
+        return "*" if self.cancel else base64.b64encode(self.data).decode("ascii")
+
+    def __repr__(self) -> str:
+        # The response carries credentials: never show them.
+        return (
+            "AuthResponse(<cancel>)" if self.cancel else f"AuthResponse(<{len(self.data)} bytes>)"
+        )
 
 
 @final

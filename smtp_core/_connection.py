@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Literal, NoReturn, final
 
 from ._commands import (
+    MAX_AUTH_LINE,
     MAX_COMMAND_LINE,
+    Auth,
+    AuthResponse,
     BaseCommand,
     Bdat,
     Content,
@@ -53,6 +56,8 @@ _INPUT_OF: dict[type[BaseCommand], Input] = {
     EndOfContent: Input.END_OF_DATA,
     Rset: Input.RSET,
     StartTLS: Input.STARTTLS,
+    Auth: Input.AUTH,
+    AuthResponse: Input.AUTH_RESPONSE,
     _Quit: Input.QUIT,
 }
 _OUTCOME_OF_CLASS = {
@@ -129,6 +134,8 @@ class Connection:
             the handshake procedure starts TLS when the server offers it;
             ``"none"``: TLS only when the caller asks for it (smtplib's way).
         tls_active: the connection is already encrypted (implicit TLS, port 465).
+        auth_in_clear: allow AUTH without TLS.  Off by default: credentials
+            are refused in the clear (smtplib sends them; its facade opts in).
 
     The connection starts in ``State.GREETING``, waiting for the server's first
     reply; nothing may be sent before it arrives.
@@ -141,6 +148,7 @@ class Connection:
         lowercase_commands: bool = False,
         tls_policy: TLSPolicy = "opportunistic",
         tls_active: bool = False,
+        auth_in_clear: bool = False,
     ) -> None:
         if tls_policy not in ("required", "opportunistic", "none"):
             raise ValueError(f"tls_policy must be required, opportunistic or none: {tls_policy!r}")
@@ -148,6 +156,8 @@ class Connection:
         self.lowercase_commands = lowercase_commands
         self.tls_policy: TLSPolicy = tls_policy
         self._tls_active = tls_active
+        self.auth_in_clear = auth_in_clear
+        self._authenticated = False
         self._state = State.GREETING
         self._projected = State.CONNECTED  # what the hoped-for 220 greeting leads to
         self._pending: deque[_Pending] = deque(
@@ -276,6 +286,8 @@ class Connection:
             self._extensions = Extensions()
         elif isinstance(command, Rcpt):
             self._tx.accepted.append(command.recipient)
+        elif isinstance(command, (Auth, AuthResponse)):
+            self._authenticated = True
         elif isinstance(command, StartTLS) and self._reader.has_unparsed():
             self._fail_remote("bytes received after the 220 reply to STARTTLS")
 
@@ -344,9 +356,10 @@ class Connection:
         self._check_against_server(command)
         line = command.line(self.lowercase_commands) + "\r\n"
         data = line.encode()
-        if len(data) > MAX_COMMAND_LINE:
+        limit = MAX_AUTH_LINE if isinstance(command, (Auth, AuthResponse)) else MAX_COMMAND_LINE
+        if len(data) > limit:
             raise LocalProtocolError(
-                f"{command.verb} line is {len(data)} octets, over the engine's {MAX_COMMAND_LINE}"
+                f"{command.verb} line is {len(data)} octets, over the limit of {limit}"
             )
         if isinstance(command, Mail):
             params = _parse_params(command.params)
@@ -426,6 +439,9 @@ class Connection:
                 )
             return
         extensions = self._extensions
+        if isinstance(command, Auth):
+            self._check_auth(command)
+            return
         if isinstance(command, Data) and self._tx.binary:
             raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT, not DATA")
         if isinstance(command, Mail):
@@ -459,6 +475,19 @@ class Connection:
         if command.has_non_ascii() and not extensions.smtputf8:
             raise LocalProtocolError(
                 f"non-ASCII {command.verb} needs SMTPUTF8, which the server did not offer"
+            )
+
+    def _check_auth(self, command: Auth) -> None:
+        if not self._tls_active and (self.tls_policy == "required" or not self.auth_in_clear):
+            raise LocalProtocolError(
+                "AUTH refused: TLS is off (start TLS, or opt in with auth_in_clear=True)"
+            )
+        if self._authenticated:
+            raise LocalProtocolError("AUTH refused: already authenticated (RFC 4954 §4)")
+        if command.mechanism.upper() not in self._extensions.auth:
+            offered = " ".join(sorted(self._extensions.auth)) or "none"
+            raise LocalProtocolError(
+                f"AUTH {command.mechanism.upper()} was not offered (offered: {offered})"
             )
 
     def _check_params_offered(self, command: Mail | Rcpt) -> dict[str, str]:

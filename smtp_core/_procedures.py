@@ -25,11 +25,15 @@ Procedures raise :class:`ReplyError` when a step they need is refused,
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar, final
 
 from ._commands import (
+    MAX_AUTH_LINE,
+    Auth,
+    AuthResponse,
     BaseCommand,
     Bdat,
     Content,
@@ -45,8 +49,9 @@ from ._commands import (
     StartTLS,
 )
 from ._connection import Connection
-from ._errors import LocalProtocolError, ReplyError, ServerDisconnected
+from ._errors import LocalProtocolError, RemoteProtocolError, ReplyError, ServerDisconnected
 from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, Reply
+from ._sasl import SASLMechanism, choose_mechanism, mechanism_for
 from ._state import State
 
 __all__ = [
@@ -60,10 +65,12 @@ __all__ = [
     "TransactionResult",
     "UpgradeTLS",
     "Write",
+    "authenticate",
     "command",
     "greet",
     "handshake",
     "hello",
+    "login",
     "quit",
     "read_event",
     "read_reply",
@@ -228,6 +235,91 @@ def starttls(conn: Connection) -> Procedure[Reply]:
     yield UPGRADE_TLS
     conn.start_tls_done()
     return reply
+
+
+#: Challenges one AUTH exchange may take before the engine gives up on a
+#: server that never ends it (SCRAM needs 2; smtplib allows 5).
+MAX_AUTH_CHALLENGES = 10
+
+
+def login(conn: Connection, mechanism: SASLMechanism) -> Procedure[Reply]:
+    """Authenticate with ``mechanism`` (RFC 4954), using its initial response if it has one.
+
+    An initial response that would make the AUTH line too long is sent instead
+    as the answer to the server's first, empty challenge.  A challenge the
+    mechanism refuses, or that is not base64, cancels the exchange with ``*``.
+    On ``235``, SCRAM's server signature must already have been verified.
+
+    Returns:
+        The ``235`` reply.
+
+    Raises:
+        ReplyError: the server refused (``535`` bad credentials, ``534``...).
+        RemoteSASLError / RemoteProtocolError: the server broke the mechanism.
+        LocalProtocolError: AUTH not allowed (TLS off, not offered, done already).
+    """
+    initial = mechanism.initial_response()
+    pending_initial: bytes | None = None
+    auth = Auth(mechanism.name, initial)
+    # RFC 4954 §4: an initial response that would make the AUTH line longer
+    # than 12288 octets is sent as the answer to an empty challenge instead.
+    if initial is not None and len(auth.line()) + 2 > MAX_AUTH_LINE:
+        auth, pending_initial = Auth(mechanism.name), initial
+    reply = yield from command(conn, auth)
+    challenges = 0
+    while reply.is_intermediate:
+        challenges += 1
+        if challenges > MAX_AUTH_CHALLENGES:
+            yield from command(conn, AuthResponse(cancel=True))
+            raise RemoteProtocolError(
+                f"AUTH {mechanism.name}: more than {MAX_AUTH_CHALLENGES} challenges"
+            )
+        try:
+            challenge = base64.b64decode(b"".join(reply.lines), validate=True)
+            if pending_initial is not None:
+                response, pending_initial = pending_initial, None
+            else:
+                response = mechanism.respond(challenge)
+        except (ValueError, RemoteProtocolError) as exc:  # binascii.Error is a ValueError
+            yield from command(conn, AuthResponse(cancel=True))
+            if isinstance(exc, RemoteProtocolError):
+                raise
+            raise RemoteProtocolError(f"AUTH {mechanism.name}: challenge is not base64") from exc
+        reply = yield from command(conn, AuthResponse(response))
+    if not reply.is_positive:
+        raise ReplyError(reply)
+    mechanism.finish()
+    return reply
+
+
+def authenticate(
+    conn: Connection,
+    username: str,
+    password: str | None = None,
+    *,
+    token: str | None = None,
+    preference: Sequence[str] | None = None,
+) -> Procedure[Reply]:
+    """Choose the best mechanism the server offers, and :func:`login` with it.
+
+    With ``token``, only OAUTHBEARER and XOAUTH2 are considered; otherwise
+    the password mechanisms, by ``preference`` (default: SCRAM-SHA-256,
+    SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN).  User names and passwords may be
+    non-ASCII: they are sent as UTF-8 after SASLprep (RFC 4013).
+
+    Raises:
+        LocalProtocolError: no mechanism in common (nothing is sent), or AUTH
+            is not allowed now.
+        ReplyError, RemoteProtocolError: as :func:`login`.
+    """
+    name = choose_mechanism(conn.extensions.auth, preference, token=token is not None)
+    if name is None:
+        offered = " ".join(sorted(conn.extensions.auth)) or "none"
+        raise LocalProtocolError(
+            f"no AUTH mechanism in common with the server (offered: {offered})"
+        )
+    mechanism = mechanism_for(name, username, password, token=token)
+    return (yield from login(conn, mechanism))
 
 
 def quit(conn: Connection) -> Procedure[Reply | None]:

@@ -38,6 +38,7 @@ class State(enum.Enum):
     BDAT = "BDAT"  # BDAT chunks accepted, the LAST one not yet
     ABORTED = "ABORTED"  # a BDAT chunk was refused: RSET must follow (RFC 3030 §3)
     TLS = "TLS"  # STARTTLS drew 220: the driver must start TLS now
+    AUTH = "AUTH"  # AUTH drew 334: the client owes a response (RFC 4954 §4)
     CLOSED = "CLOSED"  # QUIT answered, or the server closed the connection
     ERROR = "ERROR"  # a protocol error happened; nothing more can be done
 
@@ -57,6 +58,8 @@ class Input(enum.Enum):
     RSET = "RSET"
     STARTTLS = "STARTTLS"
     TLS_DONE = "TLS handshake done"
+    AUTH = "AUTH"
+    AUTH_RESPONSE = "AUTH response"
     QUIT = "QUIT"
     OTHER = "NOOP/VRFY/EXPN/HELP/other"
 
@@ -205,6 +208,25 @@ _rows(
 )
 # LMTP: the second and later replies to BDAT LAST (RFC 2033 §4.2 with RFC 3030).
 _rows(S.READY, {(I.BDAT_LAST, _POS): S.READY, (I.BDAT_LAST, _NEG): S.READY})
+
+# RFC 4954 §4: AUTH outside a mail transaction; 334 asks for one more
+# response line; 235 (or any final reply) ends the exchange.
+_rows(
+    S.READY,
+    {
+        (I.AUTH, _POS): S.READY,
+        (I.AUTH, _MID): S.AUTH,
+        (I.AUTH, _NEG): S.READY,
+    },
+)
+_rows(
+    S.AUTH,
+    {
+        (I.AUTH_RESPONSE, _POS): S.READY,
+        (I.AUTH_RESPONSE, _MID): S.AUTH,
+        (I.AUTH_RESPONSE, _NEG): S.READY,
+    },
+)
 
 _rows(S.TLS, {(I.TLS_DONE, O.SENT): S.CONNECTED})
 

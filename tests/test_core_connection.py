@@ -303,7 +303,7 @@ def test_size_zero_means_no_limit() -> None:
 
 def test_overlong_line_refused() -> None:
     conn = ready()
-    with pytest.raises(LocalProtocolError, match="over the engine's"):
+    with pytest.raises(LocalProtocolError, match="over the limit of 2048"):
         conn.send(sc.Noop("x" * sc.MAX_COMMAND_LINE))
 
 
@@ -418,18 +418,20 @@ SENDABLE: dict[Input, Callable[[], sc.BaseCommand]] = {
     Input.END_OF_DATA: sc.EndOfContent,
     Input.BDAT: lambda: sc.Bdat(b"x"),
     Input.BDAT_LAST: lambda: sc.Bdat(b"x", last=True),
+    Input.AUTH: lambda: sc.Auth("PLAIN", b"\0user\0pass"),
+    Input.AUTH_RESPONSE: lambda: sc.AuthResponse(b"x"),
     Input.RSET: sc.Rset,
     Input.STARTTLS: sc.StartTLS,
     Input.QUIT: sc.Quit,
     Input.OTHER: sc.Noop,
 }
 EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
-EHLO_ALL = b"250-x\r\n250-STARTTLS\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
+EHLO_ALL = b"250-x\r\n250-STARTTLS\r\n250-CHUNKING\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
 
 
 def reach(state: State) -> Connection:
     """A connection in ``state``, brought there by ordinary replies."""
-    conn = Connection()
+    conn = Connection(auth_in_clear=True)
     if state is State.GREETING:
         return conn
     if state is State.REFUSED:
@@ -464,6 +466,7 @@ def reach(state: State) -> Connection:
             (sc.Bdat(b"x"), b"552 too big\r\n"),
         ],
         State.TLS: [(sc.StartTLS(), b"220 go\r\n")],
+        State.AUTH: [(sc.Auth("PLAIN"), b"334 \r\n")],
         State.CLOSED: [(sc.Quit(), b"221 bye\r\n")],
     }
     for command, reply in steps[state]:
