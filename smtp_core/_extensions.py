@@ -33,14 +33,27 @@ class Extensions(Mapping[str, str]):
         Lines that are not a keyword (empty, or not starting with a letter or
         digit) are ignored: they can only be decoration, and a server's odd
         line must not cost the whole session.
+
+        A keyword given twice keeps its first parameters, except ``AUTH``:
+        every ``AUTH`` line adds its mechanisms, and so does the pre-standard
+        ``AUTH=LOGIN PLAIN`` line (from drafts of RFC 2554, still sent by old
+        Microsoft Exchange and Lotus Domino servers), as smtplib does.
         """
         items: dict[str, str] = {}
+        auth: list[str] = []
         for raw in lines[1:]:
             text = raw.decode("utf-8", "replace").strip()
             keyword, _, params = text.partition(" ")
             if not keyword or not keyword[0].isalnum() or not keyword.isascii():
                 continue
+            if keyword.upper().startswith("AUTH=") or keyword.upper() == "AUTH":
+                found = [keyword[5:], *params.split()]
+                auth += [m for m in found if m and m not in auth]
+                items.setdefault("AUTH", "")
+                continue
             items.setdefault(keyword.upper(), " ".join(params.split()))
+        if auth:
+            items["AUTH"] = " ".join(auth)
         return cls(items)
 
     def __getitem__(self, keyword: str) -> str:

@@ -295,10 +295,10 @@ def test_first_line_is_never_a_keyword() -> None:
     assert dict(Extensions.from_ehlo_lines((b"", b"SIZE 1000"))) == {"SIZE": "1000"}
 
 
-def test_first_advertisement_wins() -> None:
+def test_first_advertisement_wins_except_auth_which_adds_up() -> None:
     extensions = ext(b"SIZE 100", b"size 200", b"AUTH PLAIN", b"AUTH LOGIN")
     assert extensions.size == 100
-    assert extensions.auth == frozenset({"PLAIN"})
+    assert extensions.auth == frozenset({"PLAIN", "LOGIN"})
 
 
 def test_surrounding_space_stripped() -> None:
@@ -357,3 +357,24 @@ def test_constructor_and_mapping_behaviour() -> None:
     copied = Extensions(source)
     source["SIZE"] = "1"
     assert dict(copied) == {"DSN": ""}  # a view of its own, not of the caller's dict
+
+
+def test_old_style_auth_equals_line_is_merged() -> None:
+    from smtp_core import Extensions
+
+    ext = Extensions.from_ehlo_lines((b"srv", b"AUTH=LOGIN PLAIN", b"AUTH LOGIN CRAM-MD5"))
+    assert ext["AUTH"] == "LOGIN PLAIN CRAM-MD5"
+    assert ext.auth == frozenset({"LOGIN", "PLAIN", "CRAM-MD5"})
+    only_old = Extensions.from_ehlo_lines((b"srv", b"AUTH=LOGIN"))
+    assert only_old.auth == frozenset({"LOGIN"})
+
+
+def test_several_auth_lines_add_up() -> None:
+    from smtp_core import Extensions
+
+    ext = Extensions.from_ehlo_lines((b"srv", b"AUTH PLAIN", b"AUTH LOGIN", b"auth cram-md5"))
+    assert ext.auth == frozenset({"PLAIN", "LOGIN", "CRAM-MD5"})
+    assert list(ext) == ["AUTH"]
+    bare = Extensions.from_ehlo_lines((b"srv", b"AUTH"))
+    assert "AUTH" in bare
+    assert bare.auth == frozenset()
