@@ -12,7 +12,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "smtplib_suite"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -44,8 +44,9 @@ def tests(session: nox.Session) -> None:
     """pytest under -bb with branch coverage; smtp_core must stay at 100 %."""
     session.install("-e", ".[test]")
     env = {"HYPOTHESIS_PROFILE": "ci" if os.environ.get("CI") else "dev"}
-    version = session.run("python", "-c", "import platform; print(platform.python_version())",
-                          silent=True)
+    version = session.run(
+        "python", "-c", "import platform; print(platform.python_version())", silent=True
+    )
     junit = f".nox/junit/{str(version).strip()}.xml"
     session.run(
         "python",
@@ -60,3 +61,23 @@ def tests(session: nox.Session) -> None:
         env=env,
     )
     session.run("coverage", "report", "--include=smtp_core/*", "--fail-under=100")
+
+
+@nox.session(python=False)
+def smtplib_suite(session: nox.Session) -> None:
+    """CPython's own test_smtplib with smtpclient in place of smtplib, on 3.10 and 3.13.
+
+    The harness (tests/cpython_suite, vendored from the workplace) runs each
+    interpreter's own Lib/test/test_smtplib.py; it needs no installation.
+    """
+    session.run(
+        "bash",
+        "tests/cpython_smtplib_suite.sh",
+        "--json",
+        ".nox/junit/smtplib_suite.json",
+        "smtpclient",
+        _interpreter(OLDEST),
+        _interpreter(NEWEST),
+        env={"PYTHONPATH": os.getcwd()},
+        external=True,
+    )

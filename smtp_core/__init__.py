@@ -30,6 +30,7 @@ from ._commands import (
     Rcpt,
     Rset,
     StartTLS,
+    Unchecked,
     Vrfy,
 )
 from ._connection import Connection, TLSPolicy
@@ -75,6 +76,13 @@ from ._sasl import (
 )
 from ._saslprep import SASLprepError, saslprep
 from ._state import TRANSITIONS, Input, Outcome, State
+from ._transcript import (
+    Record,
+    Transcript,
+    TranscriptError,
+    TranscriptRecorder,
+    parse_transcript,
+)
 
 __all__ = [
     "MAX_AUTH_LINE",
@@ -127,6 +135,7 @@ __all__ = [
     "RecipientResult",
     "RemoteProtocolError",
     "RemoteSASLError",
+    "Record",
     "Reply",
     "ReplyError",
     "Rset",
@@ -140,12 +149,17 @@ __all__ = [
     "State",
     "TLSPolicy",
     "TransactionResult",
+    "Transcript",
+    "TranscriptError",
+    "TranscriptRecorder",
+    "Unchecked",
     "UpgradeTLS",
     "Vrfy",
     "Write",
     "XOAuth2",
     "choose_mechanism",
     "mechanism_for",
+    "parse_transcript",
     "procedures",
     "saslprep",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "Rcpt",
     "Rset",
     "StartTLS",
+    "Unchecked",
     "Vrfy",
 ]
 
@@ -117,6 +118,12 @@ def _check_domain(what: str, name: str, strict: bool) -> None:
         raise LocalProtocolError(f"{what} is neither a domain nor an address literal: {name!r}")
     if len(name.encode()) > MAX_DOMAIN_LENGTH:
         raise LocalProtocolError(f"{what} is longer than {MAX_DOMAIN_LENGTH} octets: {name!r}")
+
+
+# Verbs whose replies move the state table; see Command.
+_STATEFUL_VERBS = frozenset(
+    {"MAIL", "RCPT", "DATA", "BDAT", "EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "RSET", "QUIT"}
+)
 
 
 class BaseCommand:
@@ -373,7 +380,11 @@ class Command(BaseCommand):
     """A command the engine has no class for (private extensions, RFC 5321 §4.1.5).
 
     Its reply never changes the connection's state, and it ends a pipelined
-    group, because the engine cannot know what it does.
+    group, because the engine cannot know what it does.  Verbs that change
+    the session's state (MAIL, RCPT, DATA, BDAT, EHLO, HELO, LHLO, STARTTLS,
+    AUTH, RSET, QUIT) are refused: they have their own classes, whose checks a
+    generic command must not bypass (a STARTTLS sent this way would skip the
+    response-injection check, a MAIL the address checks).
 
     Args:
         name: the verb; letters, digits and ``-``.
@@ -388,6 +399,10 @@ class Command(BaseCommand):
         check_safe("command argument", self.args)
         if VERB.fullmatch(self.name) is None:
             raise LocalProtocolError(f"command verb is not letters, digits and '-': {self.name!r}")
+        if self.name.upper() in _STATEFUL_VERBS:
+            raise LocalProtocolError(
+                f"{self.name.upper()} changes the session's state: use its own command class"
+            )
 
     def line(self, lowercase: bool = False) -> str:
         return f"{self.name} {self.args}" if self.args else self.name
@@ -514,3 +529,19 @@ class EndOfContent(BaseCommand):
     """The end of the message: the encoder writes ``.CRLF`` (after a CRLF if needed)."""
 
     VERB: ClassVar[str] = "<end of data>"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Unchecked(BaseCommand):
+    """The pseudo-command that replies to :meth:`Connection.send_unchecked` pair with.
+
+    It cannot be passed to ``send``: raw bytes go only through the loudly
+    named ``send_unchecked``.
+    """
+
+    data: bytes
+    VERB: ClassVar[str] = "<unchecked>"
+
+    def line(self, lowercase: bool = False) -> str:
+        return repr(self.data)

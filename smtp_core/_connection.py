@@ -31,6 +31,7 @@ from ._commands import (
     Rcpt,
     Rset,
     StartTLS,
+    Unchecked,
 )
 from ._commands import Quit as _Quit
 from ._data import DataEncoder
@@ -255,7 +256,10 @@ class Connection:
             self._fail_remote(f"{parsed.code} reply received when no command was waiting for one")
         entry = self._pending.popleft()
         outcome = _OUTCOME_OF_CLASS[parsed.code // 100]
-        target = TRANSITIONS.get((self._state, entry.input, outcome))
+        if entry.input is Input.UNCHECKED:
+            target: State | None = self._state  # raw bytes: the engine cannot know
+        else:
+            target = TRANSITIONS.get((self._state, entry.input, outcome))
         if target is None:
             what = "greeting" if entry.command is None else f"reply to {entry.command.verb}"
             self._fail_remote(f"{parsed.code} is not a valid {what} in state {self._state.name}")
@@ -324,6 +328,8 @@ class Connection:
         """
         if self._error is not None:
             raise LocalProtocolError(f"connection is in the ERROR state: {self._error}")
+        if isinstance(command, Unchecked):
+            raise LocalProtocolError("raw bytes go through send_unchecked(), not send()")
         inp = _INPUT_OF.get(type(command), Input.OTHER)
         if isinstance(command, Bdat):
             inp = Input.BDAT_LAST if command.last else Input.BDAT
@@ -370,6 +376,31 @@ class Connection:
             self._tx.encoder = DataEncoder()
         self._projected = target
         self._pending.append(_Pending(command, inp, expected, command.ends_group))
+        return data
+
+    def send_unchecked(self, data: bytes, *, replies: int = 1) -> bytes:
+        """UNSAFE: return ``data`` to be written exactly as given, unchecked.
+
+        For testing servers (fuzzing, malformed commands): no validation of any
+        kind is done, not even for CR, LF or NUL, and no state rule applies.
+        The engine still parses the server's answers and pairs the next
+        ``replies`` replies with an :class:`Unchecked` pseudo-command; those
+        replies never change the state.  Never use it for ordinary mail: the
+        typed commands exist so that nothing unintended reaches the wire.
+
+        Raises:
+            LocalProtocolError: the connection is in the ERROR state or closed.
+            TypeError / ValueError: ``data`` is not bytes, ``replies`` < 0.
+        """
+        if not isinstance(data, bytes):
+            raise TypeError("send_unchecked takes bytes")
+        if replies < 0:
+            raise ValueError("replies must be 0 or more")
+        if self._error is not None or self._state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send in state {self._state.name}")
+        command = Unchecked(data)
+        for _ in range(replies):
+            self._pending.append(_Pending(command, Input.UNCHECKED, Outcome.POSITIVE, True))
         return data
 
     def _send_bdat(self, command: Bdat, inp: Input, target: State) -> bytes:
@@ -442,6 +473,9 @@ class Connection:
         if isinstance(command, Auth):
             self._check_auth(command)
             return
+        if isinstance(command, StartTLS) and not self._extensions.starttls:
+            # RFC 3207 §4: a client sends STARTTLS only to a server that offers it.
+            raise LocalProtocolError("STARTTLS was not offered by the server")
         if isinstance(command, Data) and self._tx.binary:
             raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT, not DATA")
         if isinstance(command, Mail):

@@ -62,6 +62,7 @@ class Input(enum.Enum):
     AUTH_RESPONSE = "AUTH response"
     QUIT = "QUIT"
     OTHER = "NOOP/VRFY/EXPN/HELP/other"
+    UNCHECKED = "unchecked bytes"  # Connection.send_unchecked: never changes the state
 
 
 class Outcome(enum.Enum):

@@ -35,8 +35,13 @@ A transcript made by :class:`TranscriptRecorder` does not hold credentials.
 The client's SASL payloads (RFC 4954) are replaced by a placeholder that no
 base64 text can contain::
 
-    # redacted: auth                                     (header)
-    C: b'AUTH PLAIN <redacted AUTH payload: 28 bytes>\\r\\n'
+    # format: smtp-transcript/1
+    # redacted: auth
+    ...
+    # redacted
+    C: b'AUTH PLAIN <redacted AUTH payload: 24 bytes>\\r\\n'
+    S: b'535 5.7.8 Error: authentication failed\\r\\n'
+    C: b'AUTH LOGIN\\r\\n'
     S: b'334 VXNlcm5hbWU6\\r\\n'
     # redacted
     C: b'<redacted AUTH payload: 12 bytes>\\r\\n'
@@ -49,7 +54,10 @@ word, the mechanism and the line endings stay, so the session still reads as
 it went.  A ``# redacted`` comment precedes each record that was changed, and
 the header ``redacted: auth`` says the transcript holds such records.  Such a
 transcript is an ordinary ``smtp-transcript/1`` file: it parses like any other,
-and only the payload bytes differ from what was on the wire.
+and only the payload bytes differ from what was on the wire.  The client's
+bytes are followed across calls, so a payload cut anywhere (even between CR
+and LF) is still hidden; if the server breaks the reply grammar, replies can
+no longer be told apart and every client line after an AUTH is hidden.
 
 A recorder's transcript also carries the decrypted session after
 ``E: starttls`` (a driver traces the plain text on both sides of TLS), where
@@ -144,16 +152,16 @@ class Record:
 
     def line(self) -> str:
         """The record as one line of text, without the ``\\n``."""
-        if self.direction == "#":
-            return f"#{self.data}"
-        if isinstance(self.data, bytes):
-            return f"{self.direction}: {self.data!r}"
-        return f"{self.direction}: {self.data}"
+        data = self.data
+        if isinstance(data, bytes):
+            return f"{self.direction}: {data!r}"
+        return f"#{data}" if self.direction == "#" else f"{self.direction}: {data}"
 
 
 def _header_line(key: str, value: str) -> str:
     line = f"# {key}: {value}"
-    if "\n" in value or _HEADER.fullmatch(line) is None or _HEADER.fullmatch(line)[1] != key:
+    match = _HEADER.fullmatch(line)
+    if "\n" in value or match is None or match[1] != key:
         raise TranscriptError(f"header cannot be written on one line: {key!r}: {value!r}")
     return line
 
@@ -170,8 +178,9 @@ class Transcript:
     Raises:
         TranscriptError: a header or comment could not be written back so
             that it parses to the same transcript (a key of the wrong shape, a
-            newline, or a comment before the first chunk or event that would
-            read as a header).
+            newline, a ``format`` other than ``smtp-transcript/1``, or a
+            comment before the first chunk or event that would read as a
+            header).
     """
 
     headers: tuple[tuple[str, str], ...] = ()
@@ -180,12 +189,14 @@ class Transcript:
     def __post_init__(self) -> None:
         for key, value in self.headers:
             _header_line(key, value)
+            if key == "format" and value.partition(" ")[0] != FORMAT:
+                raise TranscriptError(f"unsupported format {value!r} (expected {FORMAT!r})")
+        leading = True  # still before the first chunk or event
         for record in self.records:
             if not isinstance(record, Record):
                 raise TranscriptError(f"records must be Record objects, not {record!r}")
-            if record.direction != "#":
-                break
-            if _HEADER.fullmatch(record.line()):
+            leading = leading and record.direction == "#"
+            if leading and _HEADER.fullmatch(record.line()):
                 raise TranscriptError(
                     f"comment before the first record reads as a header: {record.data!r}"
                 )
@@ -263,8 +274,8 @@ def parse_transcript(text: str) -> Transcript:
     Raises:
         TranscriptError: (a ``ValueError``) on the first line that is not a
             header, chunk, event or comment; a chunk that is not a bytes
-            literal in ``repr`` form; a ``format`` header other than
-            ``smtp-transcript/1``; or text that does not end with ``\\n``.
+            literal in ``repr`` form; a ``format`` header whose first word
+            is not ``smtp-transcript/1``; or text that does not end with ``\\n``.
     """
     if not isinstance(text, str):
         raise TypeError(f"transcript text must be str, not {type(text).__name__}")
@@ -276,7 +287,7 @@ def parse_transcript(text: str) -> Transcript:
         header = _HEADER.fullmatch(line) if not records else None
         if header is not None:
             key, value = header[1], header[2]
-            if key == "format" and value != FORMAT:
+            if key == "format" and value.partition(" ")[0] != FORMAT:
                 raise TranscriptError(f"unsupported format {value!r} (expected {FORMAT!r})", lineno)
             headers.append((key, value))
         elif line.startswith("#"):
@@ -350,9 +361,11 @@ class TranscriptRecorder:
         self._head = b""  # the start of the current command line (at most _HEAD_KEPT octets)
         self._secret_line = False  # the rest of the current line is AUTH payload
         self._line_redacted = False  # a placeholder was already written for this line
+        self._cr_held = False  # the last client octet was a CR that may start a CRLF
         self._content_tail = b"\r\n"  # the last octets of content, to find CRLF.CRLF across calls
         self._bdat_left = 0
         self._in_sasl = False  # a 334 came and no final reply yet: client lines are payload
+        self._auth_open = False  # AUTH was sent and no final reply came yet
         self._starttls_sent = False
 
     # -- the trace callback ------------------------------------------------------------
@@ -404,13 +417,16 @@ class TranscriptRecorder:
             while (reply := reader.next_reply()) is not None:
                 self._on_reply(reply.code)
         except RemoteProtocolError:
-            self._replies = None  # past a grammar error, codes mean nothing
+            # Past a grammar error no code can be trusted, so no AUTH exchange
+            # can be seen to end: from here on every line after AUTH is payload.
+            self._replies = None
+            self._in_sasl = self._in_sasl or self._auth_open
 
     def _on_reply(self, code: int) -> None:
-        if code == 334:
-            self._in_sasl = True  # RFC 4954 §4: the client answers with one line
-        elif code != 220 or not self._starttls_sent:
-            self._in_sasl = False
+        # RFC 4954 §4: after a 334 the client answers with one line of payload;
+        # any other reply ends the exchange.
+        self._in_sasl = code == 334
+        self._auth_open = self._auth_open and code == 334
         if code == 354:
             self._mode, self._content_tail = "content", b"\r\n"
         if code == 220 and self._starttls_sent:
@@ -456,41 +472,45 @@ class TranscriptRecorder:
         return stop
 
     def _take_command(self, data: bytes, pos: int, out: list[bytes]) -> int:
+        if self._cr_held:
+            # The last call ended in CR: an LF now completes that line.
+            self._cr_held = False
+            if data[pos : pos + 1] == b"\n":
+                out.append(b"\n")
+                self._end_of_line()
+                return pos + 1
         eol = data.find(b"\r\n", pos)
         complete = eol >= 0
         stop = eol if complete else len(data)
+        if not complete and data.endswith(b"\r"):
+            stop -= 1  # perhaps the CR of a CRLF: it is no payload
+            self._cr_held = True
         piece = data[pos:stop]
-        if self.redact_auth:
-            piece = self._redact(piece, complete)
-        out.append(piece)
+        before = len(self._head)
+        if before < _HEAD_KEPT:
+            self._head += piece[: _HEAD_KEPT - before]
+        out.append(self._redact(piece, before, complete) if self.redact_auth else piece)
         if not complete:
-            return stop
+            out.append(data[stop:])
+            return len(data)
         out.append(b"\r\n")
         self._end_of_line()
         return eol + 2
 
-    def _redact(self, piece: bytes, complete: bool) -> bytes:
-        """Return ``piece`` (part of one command line) with any AUTH payload replaced."""
-        if not self._secret_line and not self._head and self._in_sasl:
-            self._secret_line = True  # a SASL response: the whole line is payload
-        if not self._secret_line:
-            before = len(self._head)
-            head = self._head + piece[: _HEAD_KEPT - before] if before < _HEAD_KEPT else self._head
-            self._head = head
-            match = _AUTH_HEAD.match(head)
-            if match is None or (match.end() == len(head) and not complete and len(piece) < 1):
-                return piece
-            start = match.end() - before  # where the payload starts in this piece
-            if start >= len(piece) and not complete:
-                # "AUTH PLAIN " so far: the payload starts in the next piece.
-                self._secret_line = True
-                return piece
-            if start >= len(piece):
-                return piece  # "AUTH PLAIN " then CRLF: no payload to hide
-            self._secret_line = True
-            kept, piece = piece[:start], piece[start:]
-            return kept + self._hide(piece, complete)
-        return self._hide(piece, complete)
+    def _redact(self, piece: bytes, before: int, complete: bool) -> bytes:
+        """Return ``piece`` of the current line, from octet ``before``, with payload hidden."""
+        if self._secret_line:
+            return self._hide(piece, complete)
+        if before == 0 and self._in_sasl:
+            self._secret_line = True  # a response to a 334 challenge: all of it is payload
+            return self._hide(piece, complete)
+        match = _AUTH_HEAD.match(self._head)
+        if match is None:
+            return piece
+        # "AUTH <mechanism> " is complete: the initial response starts here.
+        self._secret_line = True
+        start = max(match.end() - before, 0)
+        return piece[:start] + self._hide(piece[start:], complete)
 
     def _hide(self, payload: bytes, complete: bool) -> bytes:
         if payload or (complete and not self._line_redacted):
@@ -504,7 +524,10 @@ class TranscriptRecorder:
         self._secret_line = self._line_redacted = False
         verb, _, rest = line.partition(b" ")
         verb = verb.upper()
-        if verb == b"STARTTLS" and not rest:
+        if verb == b"AUTH":
+            self._auth_open = True
+            self._in_sasl = self._in_sasl or self._replies is None
+        elif verb == b"STARTTLS" and not rest:
             self._starttls_sent = True
         elif verb == b"BDAT":
             size = rest.split(b" ")[0]

@@ -569,3 +569,48 @@ def test_size_with_non_ascii_digits_is_refused_not_a_crash() -> None:
         conn.send(sc.Mail("a@b.test", ("SIZE=²",), strict=False))
     line = conn.send(sc.Mail("a@b.test", ("SIZE=²", "SMTPUTF8"), strict=False))
     assert line == "MAIL FROM:<a@b.test> SIZE=² SMTPUTF8\r\n".encode()
+
+
+# -- raw mode ------------------------------------------------------------------------
+
+
+def test_send_unchecked_puts_bytes_as_given_and_pairs_replies() -> None:
+    conn = ready()
+    raw = b"MAIL FROM:<x>\r\nRCPT TO:<\x00>\r\n"
+    assert conn.send_unchecked(raw, replies=2) == raw
+    events = feed(conn, b"250 ok\r\n501 bad\r\n")
+    assert [(type(e.command).__name__, e.code) for e in events if isinstance(e, Reply)] == [
+        ("Unchecked", 250),
+        ("Unchecked", 501),
+    ]
+    assert conn.state is State.READY  # raw bytes never move the table
+    assert "MAIL FROM" in events[0].command.line() if isinstance(events[0], Reply) else False
+
+
+def test_unchecked_only_through_its_loud_method() -> None:
+    conn = ready()
+    with pytest.raises(LocalProtocolError, match="send_unchecked"):
+        conn.send(sc.Unchecked(b"x\r\n"))
+    with pytest.raises(TypeError):
+        conn.send_unchecked("text")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="0 or more"):
+        conn.send_unchecked(b"x", replies=-1)
+    assert conn.send_unchecked(b"garbage", replies=0) == b"garbage"
+    conn.send(sc.Quit())
+    feed(conn, b"221 bye\r\n")
+    with pytest.raises(LocalProtocolError, match="CLOSED"):
+        conn.send_unchecked(b"x")
+
+
+@pytest.mark.parametrize(
+    "verb", ["MAIL", "rcpt", "DATA", "BDAT", "STARTTLS", "AUTH", "EHLO", "QUIT"]
+)
+def test_generic_command_cannot_impersonate_a_stateful_one(verb: str) -> None:
+    with pytest.raises(LocalProtocolError, match="own command class"):
+        sc.Command(verb, "x")
+
+
+def test_starttls_only_when_offered() -> None:
+    conn = ready(EHLO_PLAIN)
+    with pytest.raises(LocalProtocolError, match="STARTTLS was not offered"):
+        conn.send(sc.StartTLS())
