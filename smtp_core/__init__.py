@@ -75,7 +75,7 @@ from ._sasl import (
     mechanism_for,
 )
 from ._saslprep import SASLprepError, saslprep
-from ._state import TRANSITIONS, Input, Outcome, State
+from ._state import REPLY_ONLY, TRANSITIONS, Input, Outcome, State
 from ._transcript import (
     Record,
     Transcript,
@@ -93,6 +93,7 @@ __all__ = [
     "PASSWORD_MECHANISMS",
     "TOKEN_MECHANISMS",
     "READ",
+    "REPLY_ONLY",
     "READ_MORE",
     "TRANSITIONS",
     "UPGRADE_TLS",

@@ -8,7 +8,6 @@ Nothing here reads a socket or a clock.
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,12 +33,12 @@ from ._commands import (
     Unchecked,
 )
 from ._commands import Quit as _Quit
-from ._data import DataEncoder
+from ._data import MAX_TEXT_LINE, DataEncoder
 from ._errors import LocalProtocolError, RemoteProtocolError, ServerDisconnected
 from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, NeedData, Reply
 from ._extensions import Extensions
 from ._replies import ReplyReader
-from ._state import TRANSITIONS, Input, Outcome, State
+from ._state import REPLY_ONLY, TRANSITIONS, Input, Outcome, State
 
 __all__ = ["Connection", "TLSPolicy"]
 
@@ -88,8 +87,8 @@ class _Transaction:
     utf8: bool = False  # MAIL had SMTPUTF8: UTF-8 addresses allowed (RFC 6531)
     binary: bool = False  # BODY=BINARYMIME: BDAT only, sent as is (RFC 3030)
     accepted: list[str] = field(default_factory=list)
-    encoder: DataEncoder = field(default_factory=DataEncoder)
-    chunker: DataEncoder = field(default_factory=lambda: DataEncoder(dot_stuff=False))
+    encoder: DataEncoder | None = None  # made when DATA is sent
+    chunker: DataEncoder | None = None  # made at the first BDAT
 
     def copy(self) -> _Transaction:
         """An independent copy (the encoders change in place)."""
@@ -97,8 +96,8 @@ class _Transaction:
             self.utf8,
             self.binary,
             list(self.accepted),
-            copy.copy(self.encoder),
-            copy.copy(self.chunker),
+            None if self.encoder is None else self.encoder.clone(),
+            None if self.chunker is None else self.chunker.clone(),
         )
 
 
@@ -135,6 +134,9 @@ class Connection:
             the handshake procedure starts TLS when the server offers it;
             ``"none"``: TLS only when the caller asks for it (smtplib's way).
         tls_active: the connection is already encrypted (implicit TLS, port 465).
+        max_line_length: the longest message line allowed, without its CRLF
+            (RFC 5321 §4.5.3.1.6: 998); ``None`` lets any length through.  A
+            longer line raises ``LocalProtocolError`` and ends the connection.
         auth_in_clear: allow AUTH without TLS.  Off by default: credentials
             are refused in the clear (smtplib sends them; its facade opts in).
 
@@ -150,6 +152,7 @@ class Connection:
         tls_policy: TLSPolicy = "opportunistic",
         tls_active: bool = False,
         auth_in_clear: bool = False,
+        max_line_length: int | None = MAX_TEXT_LINE,
     ) -> None:
         if tls_policy not in ("required", "opportunistic", "none"):
             raise ValueError(f"tls_policy must be required, opportunistic or none: {tls_policy!r}")
@@ -158,6 +161,7 @@ class Connection:
         self.tls_policy: TLSPolicy = tls_policy
         self._tls_active = tls_active
         self.auth_in_clear = auth_in_clear
+        self.max_line_length = max_line_length
         self._authenticated = False
         self._state = State.GREETING
         self._projected = State.CONNECTED  # what the hoped-for 220 greeting leads to
@@ -348,14 +352,16 @@ class Connection:
                     + ("" if last.ends_group else " (the server did not offer PIPELINING)")
                 )
         target = TRANSITIONS.get((self._projected, inp, expected))
-        if target is None:
+        if target is None or (self._projected, inp) in REPLY_ONLY:
             raise LocalProtocolError(f"cannot send {command.verb} in state {self._projected.name}")
         if isinstance(command, Content):
             self._projected = target
-            return self._tx.encoder.encode(command.data)
+            assert self._tx.encoder is not None  # DATA, which made it, drew the 354
+            return self._encode(self._tx.encoder, command.data)
         if isinstance(command, EndOfContent):
             self._expect_verdict(command, Input.END_OF_DATA)
             self._projected = target
+            assert self._tx.encoder is not None
             return self._tx.encoder.end()
         if isinstance(command, Bdat):
             return self._send_bdat(command, inp, target)
@@ -373,10 +379,20 @@ class Connection:
                 utf8="SMTPUTF8" in params, binary=params.get("BODY", "").upper() == "BINARYMIME"
             )
         elif isinstance(command, Data):
-            self._tx.encoder = DataEncoder()
+            self._tx.encoder = DataEncoder(max_line_length=self.max_line_length)
         self._projected = target
         self._pending.append(_Pending(command, inp, expected, command.ends_group))
         return data
+
+    def _encode(self, encoder: DataEncoder, data: bytes | bytearray | memoryview) -> bytes:
+        try:
+            return encoder.encode(data)
+        except LocalProtocolError as exc:
+            # Part of the message may be on the wire already: it cannot be
+            # finished or abandoned cleanly, so the connection is done for.
+            self._error = str(exc)
+            self._state = self._projected = State.ERROR
+            raise
 
     def send_unchecked(self, data: bytes, *, replies: int = 1) -> bytes:
         """UNSAFE: return ``data`` to be written exactly as given, unchecked.
@@ -411,7 +427,11 @@ class Connection:
         if self._tx.binary:
             chunk = bytes(command.data)
         else:
-            chunk = self._tx.chunker.encode(command.data)
+            if self._tx.chunker is None:
+                self._tx.chunker = DataEncoder(
+                    dot_stuff=False, max_line_length=self.max_line_length
+                )
+            chunk = self._encode(self._tx.chunker, command.data)
             if command.last:
                 chunk += self._tx.chunker.end()
         if command.last:

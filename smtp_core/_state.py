@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["TRANSITIONS", "Input", "Outcome", "State"]
+__all__ = ["REPLY_ONLY", "TRANSITIONS", "Input", "Outcome", "State"]
 
 
 class State(enum.Enum):
@@ -230,5 +230,12 @@ _rows(
 )
 
 _rows(S.TLS, {(I.TLS_DONE, O.SENT): S.CONNECTED})
+
+#: Rows that only a reply may take, never a command being sent: in LMTP the
+#: second and later verdicts on a message arrive in READY (RFC 2033 §4.2), but
+#: a client in READY has no message to end.
+REPLY_ONLY: frozenset[tuple[State, Input]] = frozenset(
+    {(S.READY, I.END_OF_DATA), (S.READY, I.BDAT_LAST)}
+)
 
 del _state, _reset_to

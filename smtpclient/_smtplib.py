@@ -328,6 +328,7 @@ class SMTP:
             lowercase_commands=True,
             tls_policy="none",
             auth_in_clear=True,  # smtplib sends credentials wherever it is asked to
+            max_line_length=None,  # and message lines of any length
             tls_active=isinstance(self, SMTP_SSL),
         )
         self._host = host

@@ -45,7 +45,8 @@ class Replay:
 
 
 def session(ehlo: bytes = EHLO_PIPE, *, lmtp: bool = False) -> tuple[Connection, Replay]:
-    conn = Connection(lmtp=lmtp, tls_policy="none")
+    # max_line_length=None: some bodies here are one huge line, to count chunks.
+    conn = Connection(lmtp=lmtp, tls_policy="none", max_line_length=None)
     replay = Replay([GREETING, ehlo])
     replay.run(procedures.handshake(conn, "client.test"))
     return conn, replay

@@ -825,6 +825,19 @@ _MAIL_UTF8 = "MAIL FROM:<sénder@example.org> SMTPUTF8\r\n".encode()
 _DATA = b"DATA\r\n"
 
 
+_LONG_LINE = "a 5000-octet line in DATA, over RFC 5321 §4.5.3.1.6's 998 (long_line)"
+
+
+def _long_line_content(name: str) -> bytes:
+    """The message content (without its end marker) that holds the 5000-octet line."""
+    chunk = next(
+        record.data
+        for record in load(name).records
+        if record.direction == "C" and isinstance(record.data, bytes) and b"x" * 999 in record.data
+    )
+    return chunk.removesuffix(b".\r\n") if chunk.endswith(b"\r\n.\r\n") else chunk
+
+
 def _per_server(scenario: str, servers: str, excluded: Excluded) -> dict[str, Excluded]:
     return {f"{server}/{scenario}.txt": excluded for server in servers.split()}
 
@@ -852,6 +865,14 @@ EXCLUDED: dict[str, Excluded] = {
         for scenario in ("lmtp_pipelining", "lmtp_pipelining_partial_refused")
     },
     **_per_server("long_command", _SMTP, _refused(_LONG_MAIL, _LONG, "longer than")),
+    **{
+        name: _refused(_long_line_content(name), _LONG_LINE, "over the limit of 998")
+        for name in (
+            *(f"{server}/long_line.txt" for server in _SMTP.split()),
+            "aiosmtpd/lmtp_long_line.txt",
+            "dovecot/lmtp_long_line.txt",
+        )
+    },
     **_per_server(
         "lmtp_long_command", "aiosmtpd dovecot", _refused(_LONG_MAIL, _LONG, "longer than")
     ),
