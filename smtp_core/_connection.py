@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, NoReturn, final
+from typing import Literal, NamedTuple, NoReturn, final
 
 from ._commands import (
     MAX_AUTH_LINE,
@@ -101,9 +101,7 @@ class _Transaction:
         )
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     """A command waiting for its reply, and what the session hopes it gets."""
 
     command: BaseCommand | None  # None: the greeting, which no command drew

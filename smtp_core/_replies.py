@@ -10,10 +10,8 @@ server can make the client hold.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import final
+from typing import NamedTuple
 
-from ._abnf import REPLY_LINE
 from ._errors import RemoteProtocolError
 
 __all__ = ["MAX_REPLY_LINES", "MAX_REPLY_LINE_LENGTH", "ParsedReply", "ReplyReader"]
@@ -33,15 +31,26 @@ MAX_REPLY_LINES = 256
 # RFC 5321 §4.2).  Octets above 127 are let through: QQ Mail sends GBK text in
 # its 535 replies (aiosmtplib issue #41) and SMTPUTF8 servers may send UTF-8.
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Reply-code = %x32-35 %x30-35 %x30-39 (RFC 5321 §4.2), then SP, "-" or the end.
+_REPLY_CODES = frozenset(
+    b"%d%d%d" % (first, second, third)
+    for first in range(2, 6)
+    for second in range(6)
+    for third in range(10)
+)
+_SEPARATORS = frozenset({b" ", b"-", b""})
+_STATUS_CLASSES = frozenset({b"2", b"4", b"5"})
 # RFC 3463 §2: status-code = class "." subject "." detail, class 2/4/5,
 # subject 1*3digit, detail 1*3digit; RFC 2034 puts it first, then SP.
 _ENHANCED = re.compile(rb"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |\Z)")
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class ParsedReply:
-    """One whole reply as read off the wire, not yet paired with a command."""
+class ParsedReply(NamedTuple):
+    """One whole reply as read off the wire, not yet paired with a command.
+
+    A named tuple rather than a frozen dataclass: one is built per reply, and a
+    tuple is built in C.
+    """
 
     code: int
     lines: tuple[bytes, ...]
@@ -132,13 +141,14 @@ class ReplyReader:
                 return reply
 
     def _take_line(self, line: bytes) -> ParsedReply | None:
-        match = REPLY_LINE.fullmatch(line)
-        if match is None:
+        # REPLY_LINE (in _abnf) is the grammar; these set lookups check the
+        # same thing without a regex match per line.
+        code = line[:3]
+        separator = line[3:4]
+        if code not in _REPLY_CODES or separator not in _SEPARATORS:
             raise RemoteProtocolError(f"reply line does not start with a 2yz-5yz code: {line!r}")
-        code, separator, text = match.group(1, 2, 3)
-        if text is None:
-            text = b""
-        if _CONTROL.search(text):
+        text = line[4:]
+        if text and _CONTROL.search(text):
             raise RemoteProtocolError(f"control character in reply text: {line!r}")
         if self._lines and code != self._code:
             raise RemoteProtocolError(
@@ -153,4 +163,6 @@ class ReplyReader:
         lines = tuple(self._lines)
         self._lines.clear()
         value = int(code)
-        return ParsedReply(value, lines, _enhanced_status(value, lines[0]))
+        first = lines[0]
+        enhanced = _enhanced_status(value, first) if first[:1] in _STATUS_CLASSES else None
+        return ParsedReply(value, lines, enhanced)

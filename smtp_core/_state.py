@@ -28,6 +28,10 @@ __all__ = ["REPLY_ONLY", "TRANSITIONS", "Input", "Outcome", "State"]
 class State(enum.Enum):
     """Where the session stands, as confirmed by the server's replies."""
 
+    # Enum's own __hash__ is Python code run on every table lookup; members
+    # are singletons, so identity hashing is equivalent and runs in C.
+    __hash__ = object.__hash__
+
     GREETING = "GREETING"  # connected, waiting for the 220 greeting
     CONNECTED = "CONNECTED"  # greeted (or TLS just started); no EHLO/HELO yet
     REFUSED = "REFUSED"  # the greeting was 554: only QUIT makes sense (RFC 5321 §3.1)
@@ -45,6 +49,10 @@ class State(enum.Enum):
 
 class Input(enum.Enum):
     """What a transition answers to: the kind of command, or a pseudo-input."""
+
+    # Enum's own __hash__ is Python code run on every table lookup; members
+    # are singletons, so identity hashing is equivalent and runs in C.
+    __hash__ = object.__hash__
 
     GREETING = "greeting"
     HELLO = "EHLO/HELO/LHLO"
@@ -67,6 +75,10 @@ class Input(enum.Enum):
 
 class Outcome(enum.Enum):
     """The class of a reply (RFC 5321 §4.2.1), or ``SENT`` for inputs that get none."""
+
+    # Enum's own __hash__ is Python code run on every table lookup; members
+    # are singletons, so identity hashing is equivalent and runs in C.
+    __hash__ = object.__hash__
 
     POSITIVE = 2  # 2yz
     INTERMEDIATE = 3  # 3yz

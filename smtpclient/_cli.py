@@ -295,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     group = parser.add_argument_group(
         "message",
-        "  Without --data, a message is built with Date, Message-ID, From, To and\n"
-        "  Subject headers (--header replaces any of them).",
+        "Without --data, a message is built with Date, Message-ID, From, To and\n"
+        "Subject headers (--header replaces any of them).",
     )
     group.add_argument(
         "-d",
@@ -348,9 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     group = parser.add_argument_group(
         "raw bytes (for testing servers only)",
-        "  UNSAFE: the bytes go to the server exactly as given, unchecked, through\n"
-        "  the engine's send_unchecked(); the engine's state does not follow them.\n"
-        "  Never point this at a production server you do not own.",
+        "UNSAFE: the bytes go to the server exactly as given, unchecked, through\n"
+        "the engine's send_unchecked(); the engine's state does not follow them.\n"
+        "Never point this at a production server you do not own.",
     )
     group.add_argument(
         "--raw",
@@ -369,7 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw-no-ehlo", action="store_true", help="send the raw bytes right after the greeting"
     )
 
-    group = parser.add_argument_group("output")
+    group = parser.add_argument_group(
+        "output",
+        "The transcript (C: and S: lines, AUTH payloads masked) and * notes go to\n"
+        "stdout; errors, refused recipients and the --count progress to stderr.",
+    )
     group.add_argument(
         "-q", "--quiet", action="store_true", help="no transcript: only results and errors"
     )
