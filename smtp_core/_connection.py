@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, NoReturn, final
+from typing import Literal, NamedTuple, NoReturn, cast, final
 
 from ._commands import (
     MAX_AUTH_LINE,
@@ -60,6 +60,8 @@ _INPUT_OF: dict[type[BaseCommand], Input] = {
     AuthResponse: Input.AUTH_RESPONSE,
     _Quit: Input.QUIT,
 }
+# What a command hopes its reply is: 354 for DATA, nothing at all for content.
+_EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
 _OUTCOME_OF_CLASS = {
     2: Outcome.POSITIVE,
     3: Outcome.INTERMEDIATE,
@@ -283,18 +285,18 @@ class Connection:
 
     def _apply(self, entry: _Pending, outcome: Outcome, lines: tuple[bytes, ...]) -> None:
         """The side effects of a reply beyond the state change."""
-        command = entry.command
         if outcome is not Outcome.POSITIVE:
             return
-        if isinstance(command, (Ehlo, Lhlo)):
-            self._extensions = Extensions.from_ehlo_lines(lines)
-        elif isinstance(command, Helo):
-            self._extensions = Extensions()
-        elif isinstance(command, Rcpt):
-            self._tx.accepted.append(command.recipient)
-        elif isinstance(command, (Auth, AuthResponse)):
+        inp = entry.input
+        if inp is Input.RCPT:
+            assert entry.recipient is not None
+            self._tx.accepted.append(entry.recipient)
+        elif inp is Input.HELLO:
+            helo = type(entry.command) is Helo
+            self._extensions = Extensions() if helo else Extensions.from_ehlo_lines(lines)
+        elif inp is Input.AUTH or inp is Input.AUTH_RESPONSE:
             self._authenticated = True
-        elif isinstance(command, StartTLS) and self._reader.has_unparsed():
+        elif inp is Input.STARTTLS and self._reader.has_unparsed():
             self._fail_remote("bytes received after the 220 reply to STARTTLS")
 
     def _reproject(self) -> None:
@@ -330,17 +332,15 @@ class Connection:
         """
         if self._error is not None:
             raise LocalProtocolError(f"connection is in the ERROR state: {self._error}")
-        if isinstance(command, Unchecked):
+        # One dictionary lookup classifies the command; the checks below then
+        # compare enum members (no calls), since send() runs once per command.
+        kind = type(command)
+        inp = _INPUT_OF.get(kind, Input.OTHER)
+        if kind is Unchecked:
             raise LocalProtocolError("raw bytes go through send_unchecked(), not send()")
-        inp = _INPUT_OF.get(type(command), Input.OTHER)
-        if isinstance(command, Bdat):
-            inp = Input.BDAT_LAST if command.last else Input.BDAT
-        if isinstance(command, Data):
-            expected = Outcome.INTERMEDIATE
-        elif isinstance(command, Content):
-            expected = Outcome.SENT
-        else:
-            expected = Outcome.POSITIVE
+        if kind is Bdat:
+            inp = Input.BDAT_LAST if cast(Bdat, command).last else Input.BDAT
+        expected = _EXPECTED.get(inp, Outcome.POSITIVE)
         if self._pending:
             last = self._pending[-1]
             if last.ends_group or not self._extensions.pipelining:
@@ -352,34 +352,38 @@ class Connection:
         target = TRANSITIONS.get((self._projected, inp, expected))
         if target is None or (self._projected, inp) in REPLY_ONLY:
             raise LocalProtocolError(f"cannot send {command.verb} in state {self._projected.name}")
-        if isinstance(command, Content):
+        if inp is Input.CONTENT:
             self._projected = target
             assert self._tx.encoder is not None  # DATA, which made it, drew the 354
-            return self._encode(self._tx.encoder, command.data)
-        if isinstance(command, EndOfContent):
+            return self._encode(self._tx.encoder, cast(Content, command).data)
+        if inp is Input.END_OF_DATA:
             self._expect_verdict(command, Input.END_OF_DATA)
             self._projected = target
             assert self._tx.encoder is not None
             return self._tx.encoder.end()
-        if isinstance(command, Bdat):
-            return self._send_bdat(command, inp, target)
-        self._check_against_server(command)
-        line = command.line(self.lowercase_commands) + "\r\n"
-        data = line.encode()
-        limit = MAX_AUTH_LINE if isinstance(command, (Auth, AuthResponse)) else MAX_COMMAND_LINE
+        if inp is Input.BDAT or inp is Input.BDAT_LAST:
+            return self._send_bdat(cast(Bdat, command), inp, target)
+        self._check_against_server(command, inp)
+        data = (command.line(self.lowercase_commands) + "\r\n").encode()
+        limit = (
+            MAX_AUTH_LINE if inp is Input.AUTH or inp is Input.AUTH_RESPONSE else MAX_COMMAND_LINE
+        )
         if len(data) > limit:
             raise LocalProtocolError(
                 f"{command.verb} line is {len(data)} octets, over the limit of {limit}"
             )
-        if isinstance(command, Mail):
-            params = _parse_params(command.params)
+        recipient = None
+        if inp is Input.MAIL:
+            params = _parse_params(cast(Mail, command).params)
             self._tx = _Transaction(
                 utf8="SMTPUTF8" in params, binary=params.get("BODY", "").upper() == "BINARYMIME"
             )
-        elif isinstance(command, Data):
+        elif inp is Input.RCPT:
+            recipient = cast(Rcpt, command).recipient
+        elif inp is Input.DATA:
             self._tx.encoder = DataEncoder(max_line_length=self.max_line_length)
         self._projected = target
-        self._pending.append(_Pending(command, inp, expected, command.ends_group))
+        self._pending.append(_Pending(command, inp, expected, command.ends_group, recipient))
         return data
 
     def _encode(self, encoder: DataEncoder, data: bytes | bytearray | memoryview) -> bytes:
@@ -475,58 +479,60 @@ class Connection:
         else:
             self._pending.append(_Pending(command, inp, Outcome.POSITIVE, False))
 
-    def _check_against_server(self, command: BaseCommand) -> None:
+    def _check_against_server(self, command: BaseCommand, inp: Input) -> None:
         """Refuse what the mode or the server's extensions do not allow."""
-        if isinstance(command, (Ehlo, Helo)) and self.lmtp:
-            raise LocalProtocolError(f"{command.verb} is not LMTP: send LHLO (RFC 2033 §4.1)")
-        if isinstance(command, Lhlo) and not self.lmtp:
-            raise LocalProtocolError("LHLO is LMTP only: send EHLO or HELO")
-        if isinstance(command, (Ehlo, Helo, Lhlo)):
-            if not command.name.isascii():
-                raise LocalProtocolError(
-                    f"{command.verb} name must be ASCII (use the IDNA A-label): {command.name!r}"
-                )
-            return
-        extensions = self._extensions
-        if isinstance(command, Auth):
-            self._check_auth(command)
-            return
-        if isinstance(command, StartTLS) and not self._extensions.starttls:
-            # RFC 3207 §4: a client sends STARTTLS only to a server that offers it.
-            raise LocalProtocolError("STARTTLS was not offered by the server")
-        if isinstance(command, Data) and self._tx.binary:
-            raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT, not DATA")
-        if isinstance(command, Mail):
-            if self.tls_policy == "required" and not self._tls_active:
-                raise LocalProtocolError(
-                    "MAIL refused: the TLS policy is 'required' and TLS is off"
-                )
-            params = self._check_params_offered(command)
-            body = params.get("BODY", "").upper()
-            if body == "BINARYMIME" and not (extensions.chunking and "BINARYMIME" in extensions):
-                raise LocalProtocolError("BODY=BINARYMIME needs BINARYMIME and CHUNKING")
-            size = params.get("SIZE", "")
-            limit = extensions.size
-            if size.isascii() and size.isdigit() and limit and int(size) > limit:
-                raise LocalProtocolError(
-                    f"message of {size} octets is over the server's SIZE limit of {limit}"
-                )
-            if command.has_non_ascii() and "SMTPUTF8" not in params:
-                raise LocalProtocolError(
-                    f"non-ASCII MAIL needs the SMTPUTF8 parameter (RFC 6531): {command.sender!r}"
-                )
-            return
-        if isinstance(command, Rcpt):
-            self._check_params_offered(command)
-            if command.has_non_ascii() and not self._tx.utf8:
+        if inp is Input.RCPT:
+            rcpt = cast(Rcpt, command)
+            self._check_params_offered(rcpt)
+            if not self._tx.utf8 and rcpt.has_non_ascii():
                 raise LocalProtocolError(
                     "non-ASCII RCPT needs a MAIL with the SMTPUTF8 parameter (RFC 6531): "
-                    f"{command.recipient!r}"
+                    f"{rcpt.recipient!r}"
                 )
-            return
-        if command.has_non_ascii() and not extensions.smtputf8:
+        elif inp is Input.MAIL:
+            self._check_mail(cast(Mail, command))
+        elif inp is Input.HELLO:
+            name = cast(Ehlo | Helo | Lhlo, command).name
+            if type(command) is Lhlo:
+                if not self.lmtp:
+                    raise LocalProtocolError("LHLO is LMTP only: send EHLO or HELO")
+            elif self.lmtp:
+                raise LocalProtocolError(f"{command.verb} is not LMTP: send LHLO (RFC 2033 §4.1)")
+            if not name.isascii():
+                raise LocalProtocolError(
+                    f"{command.verb} name must be ASCII (use the IDNA A-label): {name!r}"
+                )
+        elif inp is Input.DATA:
+            if self._tx.binary:
+                raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT, not DATA")
+        elif inp is Input.AUTH:
+            self._check_auth(cast(Auth, command))
+        elif inp is Input.STARTTLS:
+            if not self._extensions.starttls:
+                # RFC 3207 §4: a client sends STARTTLS only to a server that offers it.
+                raise LocalProtocolError("STARTTLS was not offered by the server")
+        elif inp is Input.OTHER and command.has_non_ascii() and not self._extensions.smtputf8:
             raise LocalProtocolError(
                 f"non-ASCII {command.verb} needs SMTPUTF8, which the server did not offer"
+            )
+
+    def _check_mail(self, command: Mail) -> None:
+        extensions = self._extensions
+        if self.tls_policy == "required" and not self._tls_active:
+            raise LocalProtocolError("MAIL refused: the TLS policy is 'required' and TLS is off")
+        params = self._check_params_offered(command)
+        body = params.get("BODY", "").upper()
+        if body == "BINARYMIME" and not (extensions.chunking and "BINARYMIME" in extensions):
+            raise LocalProtocolError("BODY=BINARYMIME needs BINARYMIME and CHUNKING")
+        size = params.get("SIZE", "")
+        limit = extensions.size
+        if size.isascii() and size.isdigit() and limit and int(size) > limit:
+            raise LocalProtocolError(
+                f"message of {size} octets is over the server's SIZE limit of {limit}"
+            )
+        if command.has_non_ascii() and "SMTPUTF8" not in params:
+            raise LocalProtocolError(
+                f"non-ASCII MAIL needs the SMTPUTF8 parameter (RFC 6531): {command.sender!r}"
             )
 
     def _check_auth(self, command: Auth) -> None:

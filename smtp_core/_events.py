@@ -83,7 +83,8 @@ class Reply(_ReplyFields):
         lines: each line's text as sent, without code, separator and CRLF.
         enhanced: the RFC 3463 enhanced status code of the first line, if it
             had one (RFC 2034).
-        recipient: in LMTP, the recipient this end-of-data reply is about.
+        recipient: the recipient a reply to RCPT is about, and in LMTP the
+            recipient a reply to the end of the message is about.
     """
 
     command: BaseCommand

@@ -741,7 +741,9 @@ class Replayer:
             for recipient in recipients:
                 self.due.append((command, recipient))
             return
-        self.due.append((command, None))
+        # A reply to RCPT names its recipient too.
+        rcpt = command.recipient if isinstance(command, smtp_core.Rcpt) else None
+        self.due.append((command, rcpt))
 
     # -- the server's side -------------------------------------------------------------
 
