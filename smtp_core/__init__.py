@@ -83,6 +83,7 @@ from ._transcript import (
     TranscriptRecorder,
     parse_transcript,
 )
+from ._xtext import xtext_decode, xtext_encode
 
 __all__ = [
     "MAX_AUTH_LINE",
@@ -163,4 +164,6 @@ __all__ = [
     "parse_transcript",
     "procedures",
     "saslprep",
+    "xtext_decode",
+    "xtext_encode",
 ]

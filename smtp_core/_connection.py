@@ -78,6 +78,10 @@ _PARAM_NEEDS = {
     "ENVID": "DSN",
     "NOTIFY": "DSN",
     "ORCPT": "DSN",
+    "AUTH": "AUTH",  # RFC 4954 §5: MAIL FROM ... AUTH=<mailbox>
+    "REQUIRETLS": "REQUIRETLS",  # RFC 8689
+    "MT-PRIORITY": "MT-PRIORITY",  # RFC 6710
+    "BY": "DELIVERBY",  # RFC 2852
 }
 
 

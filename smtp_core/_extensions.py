@@ -123,3 +123,29 @@ class Extensions(Mapping[str, str]):
     def dsn(self) -> bool:
         """DSN (RFC 3461)."""
         return "DSN" in self._items
+
+    @property
+    def binarymime(self) -> bool:
+        """BINARYMIME (RFC 3030); usable only with CHUNKING."""
+        return "BINARYMIME" in self._items
+
+    @property
+    def requiretls(self) -> bool:
+        """REQUIRETLS (RFC 8689)."""
+        return "REQUIRETLS" in self._items
+
+    @property
+    def deliverby(self) -> int | None:
+        """DELIVERBY's minimum by-time in seconds (RFC 2852).
+
+        ``0`` if the server gave none, ``None`` if it does not offer DELIVERBY.
+        """
+        if "DELIVERBY" not in self._items:
+            return None
+        value = self._items["DELIVERBY"]
+        return int(value) if value.isascii() and value.isdigit() else 0
+
+    @property
+    def mt_priority(self) -> str | None:
+        """MT-PRIORITY's policy name (RFC 6710), ``""`` if none given, ``None`` if absent."""
+        return self._items.get("MT-PRIORITY")
