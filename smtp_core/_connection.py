@@ -140,7 +140,8 @@ class Connection:
         tls_active: the connection is already encrypted (implicit TLS, port 465).
         max_line_length: the longest message line allowed, without its CRLF
             (RFC 5321 §4.5.3.1.6: 998); ``None`` lets any length through.  A
-            longer line raises ``LocalProtocolError`` and ends the connection.
+            chunk with a longer line is refused with ``LocalProtocolError``
+            and leaves the connection as it was.
         auth_in_clear: allow AUTH without TLS.  Off by default: credentials
             are refused in the clear (smtplib sends them; its facade opts in).
 
@@ -359,7 +360,7 @@ class Connection:
         if inp is Input.CONTENT:
             self._projected = target
             assert self._tx.encoder is not None  # DATA, which made it, drew the 354
-            return self._encode(self._tx.encoder, cast(Content, command).data)
+            return self._tx.encoder.encode(cast(Content, command).data)
         if inp is Input.END_OF_DATA:
             self._expect_verdict(command, Input.END_OF_DATA)
             self._projected = target
@@ -390,16 +391,6 @@ class Connection:
         self._pending.append(_Pending(command, inp, expected, command.ends_group, recipient))
         return data
 
-    def _encode(self, encoder: DataEncoder, data: bytes | bytearray | memoryview) -> bytes:
-        try:
-            return encoder.encode(data)
-        except LocalProtocolError as exc:
-            # Part of the message may be on the wire already: it cannot be
-            # finished or abandoned cleanly, so the connection is done for.
-            self._error = str(exc)
-            self._state = self._projected = State.ERROR
-            raise
-
     def send_unchecked(self, data: bytes, *, replies: int = 1) -> bytes:
         """UNSAFE: return ``data`` to be written exactly as given, unchecked.
 
@@ -428,16 +419,20 @@ class Connection:
     def _send_bdat(self, command: Bdat, inp: Input, target: State) -> bytes:
         if not self._extensions.chunking:
             raise LocalProtocolError("BDAT needs CHUNKING, which the server did not offer")
+        if self.lmtp and command.last and any(p.input is Input.RCPT for p in self._pending):
+            # RFC 2033 §4.2: one verdict per accepted recipient; which are
+            # accepted is known only once every RCPT is answered.
+            raise LocalProtocolError("in LMTP, BDAT LAST must wait for the replies to RCPT")
         # The size on the wire counts the chunk as sent: with line endings made
         # CRLF (and a final CRLF added to an open last line) unless BINARYMIME.
         if self._tx.binary:
             chunk = bytes(command.data)
         else:
-            if self._tx.chunker is None:
-                self._tx.chunker = DataEncoder(
-                    dot_stuff=False, max_line_length=self.max_line_length
-                )
-            chunk = self._encode(self._tx.chunker, command.data)
+            chunker = self._tx.chunker or DataEncoder(
+                dot_stuff=False, max_line_length=self.max_line_length
+            )
+            chunk = chunker.encode(command.data)
+            self._tx.chunker = chunker
             if command.last:
                 chunk += self._tx.chunker.end()
         if command.last:

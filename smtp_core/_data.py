@@ -59,8 +59,9 @@ class DataEncoder:
         Raises:
             TypeError: if ``chunk`` is not bytes, bytearray or memoryview.
             LocalProtocolError: a line is longer than ``max_line_length``.
-                Chunks before this one may have been sent: the message cannot
-                be completed.
+                The encoder is left as it was before the call, so the caller
+                may send different content instead (a refused chunk never
+                half-happens).
         """
         # ``bytes(5)`` is five NUL octets and ``bytes([46])`` is a dot: without
         # this check an int or a list of ints would be sent as content.
@@ -76,11 +77,12 @@ class DataEncoder:
                 self._after_cr = False
                 return b""
         last = data[-1]
-        self._after_cr = last == 0x0D
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._max_line is not None:
-            self._check_line_lengths(data, self._max_line)
+            # Checked before any state changes: a refused chunk leaves no trace.
+            self._line_length = self._line_lengths_checked(data, self._max_line)
+        self._after_cr = last == 0x0D
         if self._dot_stuff:
             data = data.replace(b"\n.", b"\n..")
             if self._at_line_start and data[0] == 0x2E:
@@ -97,22 +99,23 @@ class DataEncoder:
         twin._line_length = self._line_length
         return twin
 
-    def _check_line_lengths(self, data: bytes, limit: int) -> None:
-        """Refuse a line over ``limit`` octets in ``data`` (LF line endings).
+    def _line_lengths_checked(self, data: bytes, limit: int) -> int:
+        """Refuse a line over ``limit`` octets; return the length left open at the end.
 
-        A per-line loop would cost a Python iteration per line.  Instead the
-        interior is cut into tiles of ``step = (limit + 1) // 2`` octets: any
-        run of ``limit + 1`` octets without LF contains a whole tile (a run of
-        ``2 * step - 1`` does), so only tiles with no LF need a closer look,
-        and a chunk costs about ``len(data) / step`` C-level searches.
+        ``data`` has LF line endings.  A per-line loop would cost a Python
+        iteration per line.  Instead the interior is cut into tiles of
+        ``step = (limit + 1) // 2`` octets: any run of ``limit + 1`` octets
+        without LF contains a whole tile (a run of ``2 * step - 1`` does), so
+        only tiles with no LF need a closer look, and a chunk costs about
+        ``len(data) / step`` C-level searches.
         """
         find = data.find
         first = find(b"\n")
         if first < 0:
-            self._line_length += len(data)
-            if self._line_length > limit:
-                raise self._too_long(self._line_length, limit)
-            return
+            open_length = self._line_length + len(data)
+            if open_length > limit:
+                raise self._too_long(open_length, limit)
+            return open_length
         if self._line_length + first > limit:
             raise self._too_long(self._line_length + first, limit)
         last = data.rfind(b"\n")
@@ -127,9 +130,10 @@ class DataEncoder:
             if end - begin > limit:
                 raise self._too_long(end - begin, limit)
             start = end + 1
-        self._line_length = len(data) - last - 1
-        if self._line_length > limit:
-            raise self._too_long(self._line_length, limit)
+        open_length = len(data) - last - 1
+        if open_length > limit:
+            raise self._too_long(open_length, limit)
+        return open_length
 
     @staticmethod
     def _too_long(length: int, limit: int) -> LocalProtocolError:

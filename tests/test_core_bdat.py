@@ -206,3 +206,12 @@ def test_non_pipelined_chunks_one_round_trip_each() -> None:
 def test_bdat_line_describes_the_chunk() -> None:
     assert sc.Bdat(b"abc", last=True).line() == "BDAT 3 LAST"
     assert sc.Bdat(memoryview(b"ab")).line() == "BDAT 2"
+
+
+def test_lmtp_bdat_last_waits_for_rcpt_replies() -> None:
+    conn = ready(CHUNKING_PIPE.replace(b"BINARYMIME", b"8BITMIME"), lmtp=True)
+    with pytest.raises(LocalProtocolError, match="must wait for the replies to RCPT"):
+        conn.send_many([sc.Mail("a@b.test"), sc.Rcpt("x@y.test"), sc.Bdat(b"m", last=True)])
+    conn.send_many([sc.Mail("a@b.test"), sc.Rcpt("x@y.test"), sc.Bdat(b"part")])
+    feed(conn, b"250 ok\r\n250 ok\r\n250 ok\r\n")
+    assert conn.send(sc.Bdat(b"end", last=True)).startswith(b"BDAT 5 LAST")

@@ -52,13 +52,16 @@ def test_a_long_line_across_chunks() -> None:
     encoder.encode(b"start\r\n" + b"x" * 500)
     with pytest.raises(LocalProtocolError):
         encoder.encode(b"y" * 499)
+    with pytest.raises(LocalProtocolError):
+        encoder.encode(b"y" * 499 + b"\r\n")
+    assert encoder.encode(b"y" * 498) == b"y" * 498  # nothing of the refused chunks stuck
 
 
 def test_off_switch() -> None:
     assert DataEncoder(max_line_length=None).encode(b"x" * 5000) == b"x" * 5000
 
 
-def test_too_long_ends_the_connection() -> None:
+def test_a_refused_chunk_leaves_everything_as_it_was() -> None:
     conn = ready(EHLO_PLAIN)
     for command, reply in (
         (sc.Mail("a@b.test"), b"250 ok\r\n"),
@@ -67,12 +70,13 @@ def test_too_long_ends_the_connection() -> None:
     ):
         conn.send(command)
         feed(conn, reply)
-    conn.send(sc.Content(b"fine\r\n"))
-    with pytest.raises(LocalProtocolError, match="over the limit"):
-        conn.send(sc.Content(b"z" * 2000))
-    assert state(conn) is State.ERROR
-    with pytest.raises(LocalProtocolError, match="ERROR"):
-        conn.send(sc.EndOfContent())
+    conn.send(sc.Content(b"fine\r\n" + b"a" * 900))
+    with pytest.raises(LocalProtocolError, match="999 octets"):
+        conn.send(sc.Content(b"z" * 99))
+    assert state(conn) is State.DATA
+    # The open line is still 900 octets long: a line ending may follow.
+    assert conn.send(sc.Content(b"z" * 98 + b"\n.")) == b"z" * 98 + b"\r\n.."
+    assert conn.send(sc.EndOfContent()) == b"\r\n.\r\n"
 
 
 def test_connection_opt_out() -> None:
