@@ -411,6 +411,7 @@ def send_mail(
     rcpt_params: Sequence[str] = (),
     strict: bool = True,
     chunking: bool = False,
+    pipelining: bool = True,
 ) -> Procedure[TransactionResult]:
     """Run one mail transaction: MAIL, RCPT for each recipient, then the content.
 
@@ -426,6 +427,8 @@ def send_mail(
     (RFC 3030) instead of DATA: pipelined back to back when the server offers
     PIPELINING, one round trip each otherwise.  ``BODY=BINARYMIME`` in
     ``mail_params`` needs ``chunking`` and sends the content byte for byte.
+    ``pipelining=False`` waits for each reply even when the server offers
+    PIPELINING (for servers that offer it but mishandle it, and for testing).
 
     Returns:
         A :class:`TransactionResult`; negative replies are reported there,
@@ -446,7 +449,8 @@ def send_mail(
     rcpts = [Rcpt(r, tuple(rcpt_params), strict=strict) for r in recipients]
     group: list[BaseCommand] = [mail, *rcpts] if chunking else [mail, *rcpts, Data()]
     replies: list[Reply] = []  # MAIL's, then each RCPT's, then DATA's, as far as they go
-    if conn.extensions.pipelining:
+    pipelining = pipelining and conn.extensions.pipelining
+    if pipelining:
         yield Write(conn.send_many(group))
         for _ in group:
             replies.append((yield from read_reply(conn)))
@@ -467,7 +471,7 @@ def send_mail(
         yield from _write_content(conn, content)
         verdicts = yield from _read_verdicts(conn)
     elif chunking and conn.accepted_recipients and conn.state is State.RCPT:
-        verdicts = yield from _send_chunks(conn, content)
+        verdicts = yield from _send_chunks(conn, content, pipelining=pipelining)
     if conn.state in (State.MAIL, State.RCPT, State.BDAT, State.ABORTED):
         yield from command(conn, Rset())
     return _result(conn, rcpts, replies, data_reply, verdicts)
@@ -483,9 +487,10 @@ def _read_verdicts(conn: Connection) -> Procedure[list[Reply]]:
     return verdicts
 
 
-def _send_chunks(conn: Connection, content: bytes | Iterable[bytes]) -> Procedure[list[Reply]]:
+def _send_chunks(
+    conn: Connection, content: bytes | Iterable[bytes], *, pipelining: bool
+) -> Procedure[list[Reply]]:
     """Send the content as BDAT chunks; return the verdicts, or the refusal of a chunk."""
-    pipelining = conn.extensions.pipelining
     unanswered = 0
     held: bytes | memoryview | None = None
     for chunk in _chunks(content):

@@ -323,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send the message with BDAT (RFC 3030 CHUNKING) instead of DATA",
     )
+    group.add_argument(
+        "--pipelining",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: pipeline MAIL, RCPT and DATA when the server offers PIPELINING; "
+        "off: one round trip per command (default: %(default)s)",
+    )
 
     group = parser.add_argument_group("session")
     group.add_argument(
@@ -474,6 +481,7 @@ class _Options:
     headers: list[tuple[str, str]]
     attachments: list[Path]
     bdat: bool
+    pipelining: bool
     quit_after: str | None
     count: int
     raw: bytes | None
@@ -638,6 +646,7 @@ def _options(args: argparse.Namespace, mode: str) -> _Options:
         headers=headers,
         attachments=attachments,
         bdat=args.bdat,
+        pipelining=args.pipelining == "auto",
         quit_after=args.quit_after,
         count=args.count,
         raw=raw,
@@ -1454,6 +1463,7 @@ def _transaction(session: _Session, content: bytes, stats: _Stats, *, report: bo
             mail_params=_mail_params(session, content),
             rcpt_params=opts.rcpt_params,
             chunking=opts.bdat,
+            pipelining=opts.pipelining,
         ),
     )
     closed = session.conn.state is State.CLOSED

@@ -742,3 +742,25 @@ def test_sender_refused_exits_5(tmp_path: Path) -> None:
     assert result.code == 5
     assert result.err == "smtpclient: sender refused: 553 5.1.8 sender rejected\n"
     assert server.received.endswith(b"QUIT\r\n")
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_pipelining_switch(mode: str) -> None:
+    steps: list[Step] = [
+        b"220 scripted ESMTP\r\n", ("expect", 1), b"250-scripted\r\n250 PIPELINING\r\n",
+        ("expect", 1), b"250 ok\r\n", ("expect", 1), b"250 ok\r\n", ("expect", 1), b"354 go\r\n",
+        ("expect", 1), b"250 queued\r\n", ("expect", 1), b"221 bye\r\n",
+    ]  # fmt: skip
+    with ScriptedServer(steps) as server:
+        result = cli(
+            "-s", f"127.0.0.1:{server.port}", "--ehlo", "client.test", "-f", "s@client.test",
+            "-t", "a@example.test", "--data", "-", "--pipelining", mode,
+            stdin=b"Subject: p\r\n\r\nx\r\n",
+        )  # fmt: skip
+    assert result.code == 0, result
+    lines = [line[:6] for line in result.out.splitlines() if line[:3] in ("C: ", "S: ")]
+    start = lines.index("C: MAI")
+    if mode == "auto":
+        assert lines[start : start + 4] == ["C: MAI", "C: RCP", "C: DAT", "S: 250"]
+    else:
+        assert lines[start : start + 4] == ["C: MAI", "S: 250", "C: RCP", "S: 250"]

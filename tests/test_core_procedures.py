@@ -318,3 +318,13 @@ def test_required_policy_with_implicit_tls() -> None:
 def test_unknown_tls_policy() -> None:
     with pytest.raises(ValueError, match="tls_policy"):
         Connection(tls_policy="sometimes")  # type: ignore[arg-type]
+
+
+def test_pipelining_can_be_turned_off() -> None:
+    conn, replay = session()
+    assert conn.extensions.pipelining
+    replay.chunks = iter([b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 q\r\n"])
+    replay.writes = 0
+    procedure = procedures.send_mail(conn, "a@b.test", ["x@y.test"], b"m", pipelining=False)
+    assert replay.run(procedure).delivered
+    assert replay.writes == 4  # MAIL, RCPT, DATA, content: one round trip each
