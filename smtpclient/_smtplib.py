@@ -528,6 +528,9 @@ class SMTP:
 
     @staticmethod
     def _path(address: str) -> str:
+        # The address as given, before parseaddr: on Python < 3.13 parseaddr
+        # drops CR and LF, quietly sending an address the caller did not write.
+        _check_newlines(address)
         quoted = quoteaddr(address)
         if not (quoted.startswith("<") and quoted.endswith(">")):
             raise SMTPProtocolError(f"cannot make an address of {address!r}")
