@@ -4,7 +4,8 @@ A scripted client drives a ``Connection`` like a driver would: it waits for the
 greeting, then sends the commands of a plan (by default EHLO/LHLO, MAIL, RCPT,
 DATA, content, end of data, QUIT; the input may choose its own plan from
 ``OPS``, which has STARTTLS, RSET, NOOP, VRFY, EXPN, HELP, an unknown verb,
-parameters for SMTPUTF8, DSN, SIZE and BINARYMIME, and BDAT too), reading
+parameters for SMTPUTF8, DSN, SIZE and BINARYMIME, BDAT, and content with a
+line over the 998-octet limit too), reading
 events whenever it must wait.  A command the engine refuses with
 ``LocalProtocolError`` is skipped.  With pipelining chosen, runs of commands up
 to one that ends a group are sent with ``send_many`` (one by one if that is
@@ -135,6 +136,7 @@ OPS: tuple[tuple[str, Callable[[_Plan], BaseCommand]], ...] = (
     ("MAIL_BINARY", lambda p: Mail("sender@example.org", ("BODY=BINARYMIME",))),
     ("BDAT", lambda p: Bdat(b"From: <sender@example.org>\r\n\r\n.dot\nbare LF\r")),
     ("BDAT_LAST", lambda p: Bdat(b"\nlast line", last=True)),
+    ("CONTENT_LONG", lambda p: Content(b"x" * 1200 + b"\r\n")),
 )
 OP_INDEX = {name: index for index, (name, _) in enumerate(OPS)}
 DEFAULT_PLAN = ("HELLO", "MAIL", "RCPT", "DATA", "CONTENT", "END", "QUIT")

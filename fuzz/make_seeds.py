@@ -339,6 +339,11 @@ def edge_sessions(writer: Writer) -> None:
         "eof-mid-reply": full(b"220 hi\r\n250-server", eof=True),
         "silent": full(b"220 hi\r\n", eof=False),
         "required-tls": full(b"220 hi\r\n" + ehlo + ok * 3, policy=2),
+        "content-long-line": full(
+            b"220 hi\r\n250-server.example\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+            plan=("HELLO", "MAIL", "RCPT", "DATA", "CONTENT_LONG", "END", "QUIT"),
+            eof=False,
+        ),
         "utf8": full(
             b"220 hi\r\n" + ehlo + ok * 3,
             plan=("HELLO", "MAIL_UTF8", "RCPT_UTF8", "RCPT_DSN", "QUIT"),

@@ -60,6 +60,10 @@ _INPUT_OF: dict[type[BaseCommand], Input] = {
     AuthResponse: Input.AUTH_RESPONSE,
     _Quit: Input.QUIT,
 }
+# The inputs whose positive replies do more than move the state (see _apply).
+_SIDE_EFFECTS = frozenset(
+    {Input.RCPT, Input.HELLO, Input.AUTH, Input.AUTH_RESPONSE, Input.STARTTLS}
+)
 # What a command hopes its reply is: 354 for DATA, nothing at all for content.
 _EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
 _OUTCOME_OF_CLASS = {
@@ -277,7 +281,8 @@ class Connection:
             if parsed.code == 421:  # "service not available, closing" as a greeting
                 self._state = self._projected = State.CLOSED
             return Greeting(parsed.code, parsed.lines, parsed.enhanced)
-        self._apply(entry, outcome, parsed.lines)
+        if outcome is Outcome.POSITIVE and entry.input in _SIDE_EFFECTS:
+            self._apply(entry, parsed.lines)
         self._state = target
         if parsed.code == 421:
             # RFC 5321 §3.8: 421 means the server is closing the channel; the
@@ -288,10 +293,8 @@ class Connection:
             self._reproject()
         return Reply(entry.command, parsed.code, parsed.lines, parsed.enhanced, entry.recipient)
 
-    def _apply(self, entry: _Pending, outcome: Outcome, lines: tuple[bytes, ...]) -> None:
-        """The side effects of a reply beyond the state change."""
-        if outcome is not Outcome.POSITIVE:
-            return
+    def _apply(self, entry: _Pending, lines: tuple[bytes, ...]) -> None:
+        """The side effects of a positive reply beyond the state change."""
         inp = entry.input
         if inp is Input.RCPT:
             assert entry.recipient is not None

@@ -107,62 +107,68 @@ class ReplyReader:
         if self._error is not None:
             raise RemoteProtocolError(self._error)
         try:
-            return self._maybe_next_reply()
+            # One method, no helper calls per line: this runs once per reply
+            # line of every session, so call overhead is most of its cost.
+            buffer = self._buffer
+            lines = self._lines
+            while True:
+                end = buffer.find(b"\r\n", self._scan)
+                if end < 0:
+                    self._wait_for_more()
+                    return None
+                line = bytes(buffer[self._pos : end])
+                self._pos = self._scan = end + 2
+                if len(line) + 2 > MAX_REPLY_LINE_LENGTH:
+                    raise RemoteProtocolError(
+                        f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: {line[:40]!r}..."
+                    )
+                # REPLY_LINE (in _abnf) is the grammar; these set lookups check
+                # the same thing without a regex match per line.
+                code = line[:3]
+                separator = line[3:4]
+                if code not in _REPLY_CODES or separator not in _SEPARATORS:
+                    raise RemoteProtocolError(
+                        f"reply line does not start with a 2yz-5yz code: {line!r}"
+                    )
+                text = line[4:]
+                if text and _CONTROL.search(text):
+                    raise RemoteProtocolError(f"control character in reply text: {line!r}")
+                if lines and code != self._code:
+                    raise RemoteProtocolError(
+                        f"multiline reply changed its code from {self._code.decode()}: {line!r}"
+                    )
+                if separator == b"-":
+                    self._code = code
+                    lines.append(text)
+                    if len(lines) >= MAX_REPLY_LINES:
+                        raise RemoteProtocolError(f"reply has more than {MAX_REPLY_LINES} lines")
+                    continue
+                if lines:
+                    lines.append(text)
+                    texts = tuple(lines)
+                    lines.clear()
+                else:
+                    texts = (text,)
+                value = int(code)
+                first = texts[0]
+                status = first[:1] in _STATUS_CLASSES
+                return ParsedReply(value, texts, _enhanced_status(value, first) if status else None)
         except RemoteProtocolError as exc:
             self._error = str(exc)
             raise
 
-    def _maybe_next_reply(self) -> ParsedReply | None:
+    def _wait_for_more(self) -> None:
+        """No whole line is buffered: check the cap, compact, resume the search later."""
         buffer = self._buffer
-        while True:
-            end = buffer.find(b"\r\n", self._scan)
-            if end < 0:
-                pending = len(buffer) - self._pos
-                if pending >= MAX_REPLY_LINE_LENGTH:
-                    raise RemoteProtocolError(
-                        f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: "
-                        f"{bytes(buffer[self._pos : self._pos + 40])!r}..."
-                    )
-                # Resume the search on the last byte: it may be the CR of a CRLF.
-                self._scan = max(self._pos, len(buffer) - 1)
-                if self._pos:
-                    del buffer[: self._pos]
-                    self._scan -= self._pos
-                    self._pos = 0
-                return None
-            line = bytes(buffer[self._pos : end])
-            self._pos = self._scan = end + 2
-            if len(line) + 2 > MAX_REPLY_LINE_LENGTH:
-                raise RemoteProtocolError(
-                    f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: {line[:40]!r}..."
-                )
-            reply = self._take_line(line)
-            if reply is not None:
-                return reply
-
-    def _take_line(self, line: bytes) -> ParsedReply | None:
-        # REPLY_LINE (in _abnf) is the grammar; these set lookups check the
-        # same thing without a regex match per line.
-        code = line[:3]
-        separator = line[3:4]
-        if code not in _REPLY_CODES or separator not in _SEPARATORS:
-            raise RemoteProtocolError(f"reply line does not start with a 2yz-5yz code: {line!r}")
-        text = line[4:]
-        if text and _CONTROL.search(text):
-            raise RemoteProtocolError(f"control character in reply text: {line!r}")
-        if self._lines and code != self._code:
+        pending = len(buffer) - self._pos
+        if pending >= MAX_REPLY_LINE_LENGTH:
             raise RemoteProtocolError(
-                f"multiline reply changed its code from {self._code.decode()}: {line!r}"
+                f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: "
+                f"{bytes(buffer[self._pos : self._pos + 40])!r}..."
             )
-        self._code = code
-        self._lines.append(text)
-        if separator == b"-":
-            if len(self._lines) >= MAX_REPLY_LINES:
-                raise RemoteProtocolError(f"reply has more than {MAX_REPLY_LINES} lines")
-            return None
-        lines = tuple(self._lines)
-        self._lines.clear()
-        value = int(code)
-        first = lines[0]
-        enhanced = _enhanced_status(value, first) if first[:1] in _STATUS_CLASSES else None
-        return ParsedReply(value, lines, enhanced)
+        # Resume the search on the last byte: it may be the CR of a CRLF.
+        self._scan = max(self._pos, len(buffer) - 1)
+        if self._pos:
+            del buffer[: self._pos]
+            self._scan -= self._pos
+            self._pos = 0
