@@ -328,3 +328,12 @@ def test_pipelining_can_be_turned_off() -> None:
     procedure = procedures.send_mail(conn, "a@b.test", ["x@y.test"], b"m", pipelining=False)
     assert replay.run(procedure).delivered
     assert replay.writes == 4  # MAIL, RCPT, DATA, content: one round trip each
+
+
+def test_driver_must_answer_read_with_bytes_while_waiting_for_a_reply() -> None:
+    conn, _ = session()
+    proc = procedures.command(conn, sc.Noop())
+    assert isinstance(next(proc), sc.Write)
+    assert proc.send(None) is sc.READ
+    with pytest.raises(TypeError, match="answer Read with bytes"):
+        proc.send(None)
