@@ -35,7 +35,7 @@ from ._commands import (
 from ._commands import Quit as _Quit
 from ._data import MAX_TEXT_LINE, DataEncoder
 from ._errors import LocalProtocolError, RemoteProtocolError, ServerDisconnected
-from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, NeedData, Reply
+from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, NeedData, make_reply
 from ._extensions import Extensions
 from ._replies import ReplyReader
 from ._state import REPLY_ONLY, TRANSITIONS, Input, Outcome, State
@@ -291,7 +291,9 @@ class Connection:
             self._state = self._projected = State.CLOSED
         elif outcome is not entry.expected:
             self._reproject()
-        return Reply(entry.command, parsed.code, parsed.lines, parsed.enhanced, entry.recipient)
+        return make_reply(
+            entry.command, parsed.code, parsed.lines, parsed.enhanced, entry.recipient
+        )
 
     def _apply(self, entry: _Pending, lines: tuple[bytes, ...]) -> None:
         """The side effects of a positive reply beyond the state change."""

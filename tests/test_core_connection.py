@@ -614,3 +614,13 @@ def test_starttls_only_when_offered() -> None:
     conn = ready(EHLO_PLAIN)
     with pytest.raises(LocalProtocolError, match="STARTTLS was not offered"):
         conn.send(sc.StartTLS())
+
+
+def test_fast_reply_construction_is_a_real_reply() -> None:
+    from smtp_core._events import make_reply
+
+    made = make_reply(sc.Noop(), 250, (b"2.0.0 ok",), (2, 0, 0), None)
+    assert made == sc.Reply(sc.Noop(), 250, (b"2.0.0 ok",), (2, 0, 0))
+    assert hash(made) == hash(sc.Reply(sc.Noop(), 250, (b"2.0.0 ok",), (2, 0, 0)))
+    with pytest.raises(AttributeError):
+        made.code = 500  # type: ignore[misc]
