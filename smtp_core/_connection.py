@@ -64,6 +64,8 @@ _INPUT_OF: dict[type[BaseCommand], Input] = {
 _SIDE_EFFECTS = frozenset(
     {Input.RCPT, Input.HELLO, Input.AUTH, Input.AUTH_RESPONSE, Input.STARTTLS}
 )
+# Enum members the hot paths compare with, as module constants (one lookup less).
+_TLS, _UNCHECKED, _POSITIVE = State.TLS, Input.UNCHECKED, Outcome.POSITIVE
 # What a command hopes its reply is: 354 for DATA, nothing at all for content.
 _EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
 _OUTCOME_OF_CLASS = {
@@ -243,7 +245,7 @@ class Connection:
         """
         if self._error is not None:
             raise RemoteProtocolError(f"connection is in the ERROR state: {self._error}")
-        if self._state is State.TLS:
+        if self._state is _TLS:
             # RFC 3207 §5 / CVE-2011-0411: bytes that arrive in the clear after
             # the 220 could be read as if they came over TLS; refuse them.
             if self._reader.has_unparsed():
@@ -267,33 +269,34 @@ class Connection:
             return ConnectionClosed(unanswered)
         if not self._pending:
             self._fail_remote(f"{parsed.code} reply received when no command was waiting for one")
+        # Unpacked once: this runs for every reply of every session.
+        code, lines, enhanced = parsed
         entry = self._pending.popleft()
-        outcome = _OUTCOME_OF_CLASS[parsed.code // 100]
-        if entry.input is Input.UNCHECKED:
+        command, inp, expected, _, recipient = entry
+        outcome = _OUTCOME_OF_CLASS[code // 100]
+        if inp is _UNCHECKED:
             target: State | None = self._state  # raw bytes: the engine cannot know
         else:
-            target = TRANSITIONS.get((self._state, entry.input, outcome))
+            target = TRANSITIONS.get((self._state, inp, outcome))
         if target is None:
-            what = "greeting" if entry.command is None else f"reply to {entry.command.verb}"
-            self._fail_remote(f"{parsed.code} is not a valid {what} in state {self._state.name}")
-        if entry.command is None:
+            what = "greeting" if command is None else f"reply to {command.verb}"
+            self._fail_remote(f"{code} is not a valid {what} in state {self._state.name}")
+        if command is None:
             self._state = self._projected = target
-            if parsed.code == 421:  # "service not available, closing" as a greeting
+            if code == 421:  # "service not available, closing" as a greeting
                 self._state = self._projected = State.CLOSED
-            return Greeting(parsed.code, parsed.lines, parsed.enhanced)
-        if outcome is Outcome.POSITIVE and entry.input in _SIDE_EFFECTS:
-            self._apply(entry, parsed.lines)
+            return Greeting(code, lines, enhanced)
+        if outcome is _POSITIVE and inp in _SIDE_EFFECTS:
+            self._apply(entry, lines)
         self._state = target
-        if parsed.code == 421:
+        if code == 421:
             # RFC 5321 §3.8: 421 means the server is closing the channel; the
             # commands still outstanding will never be answered.
             self._pending.clear()
             self._state = self._projected = State.CLOSED
-        elif outcome is not entry.expected:
+        elif outcome is not expected:
             self._reproject()
-        return make_reply(
-            entry.command, parsed.code, parsed.lines, parsed.enhanced, entry.recipient
-        )
+        return make_reply(command, code, lines, enhanced, recipient)
 
     def _apply(self, entry: _Pending, lines: tuple[bytes, ...]) -> None:
         """The side effects of a positive reply beyond the state change."""
