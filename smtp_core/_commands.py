@@ -239,6 +239,9 @@ class Mail(BaseCommand):
         head = "from:" if lowercase else "FROM:"
         return " ".join((f"{head}<{self.sender}>", *self.params))
 
+    def has_non_ascii(self) -> bool:
+        return not (self.sender.isascii() and "".join(self.params).isascii())
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -262,14 +265,19 @@ class Rcpt(BaseCommand):
     ends_group: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        check_safe("RCPT recipient", self.recipient)
-        if self.recipient.lower() != "postmaster":
-            _check_address("RCPT recipient", self.recipient, self.strict, null_ok=False)
+        recipient = self.recipient
+        if isinstance(recipient, str) and recipient.lower() == "postmaster":
+            check_safe("RCPT recipient", recipient)  # §4.1.1.3: <Postmaster> needs no domain
+        else:
+            _check_address("RCPT recipient", recipient, self.strict, null_ok=False)
         _check_params("RCPT", self.params, self.strict)
 
     def arguments(self, lowercase: bool = False) -> str:
         head = "to:" if lowercase else "TO:"
         return " ".join((f"{head}<{self.recipient}>", *self.params))
+
+    def has_non_ascii(self) -> bool:
+        return not (self.recipient.isascii() and "".join(self.params).isascii())
 
 
 @final

