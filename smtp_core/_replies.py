@@ -106,6 +106,12 @@ class ReplyReader:
         """
         if self._error is not None:
             raise RemoteProtocolError(self._error)
+        if self._pos == len(self._buffer):
+            # Nothing buffered, the usual case between replies: no search needed.
+            if self._pos:
+                self._buffer.clear()
+                self._pos = self._scan = 0
+            return None
         try:
             # One method, no helper calls per line: this runs once per reply
             # line of every session, so call overhead is most of its cost.
