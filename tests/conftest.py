@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+import trustme
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
@@ -42,3 +43,9 @@ def aiosmtpd_lmtp_server() -> Iterator[AiosmtpdServer]:
 
     with AiosmtpdServer(lmtp=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A certificate authority no system trusts (trustme), for the TLS tests."""
+    return trustme.CA()

@@ -19,6 +19,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP as AioLMTP
 from aiosmtpd.smtp import SMTP as AioSMTP
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests._postfix import free_port
 
@@ -169,3 +170,30 @@ class ScriptedServer:
     ) -> None:
         self._listener.close()
         self._thread.join(timeout=10)
+
+
+class ContentKeeper:
+    """An aiosmtpd handler that keeps each message's bytes as received."""
+
+    def __init__(self) -> None:
+        self.contents: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.contents.append(envelope.original_content)
+        return "250 2.0.0 kept"
+
+
+#: The account the AUTH tests log in with: non-ASCII on purpose (CPython gh-73936).
+AUTH_USER, AUTH_PASSWORD = "jürgen@example.test", "pässwörd ✓"
+
+
+def password_authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    """aiosmtpd authenticator accepting exactly AUTH_USER / AUTH_PASSWORD (UTF-8)."""
+    ok = isinstance(auth_data, LoginPassword) and (
+        auth_data.login.decode("utf-8"),
+        auth_data.password.decode("utf-8"),
+    ) == (AUTH_USER, AUTH_PASSWORD)
+    # handled=False: aiosmtpd itself answers 235 or 535.
+    return AuthResult(success=ok, handled=False)

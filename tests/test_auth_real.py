@@ -4,42 +4,26 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import smtpclient
 from smtp_core import Connection, LocalProtocolError, procedures
 from tests._postfix import free_port
+from tests.servers import AUTH_PASSWORD, AUTH_USER, ContentKeeper, password_authenticator
 from transports.sync import SyncDriver, connect
 
-USER, PASSWORD = "jürgen@example.test", "pässwörd ✓"
-
-
-class _Handler:
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 ok"
-
-
-def _authenticator(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (
-        auth_data.login.decode("utf-8"),
-        auth_data.password.decode("utf-8"),
-    ) == (USER, PASSWORD)
-    return AuthResult(success=ok, handled=False)
+USER, PASSWORD = AUTH_USER, AUTH_PASSWORD
 
 
 @pytest.fixture
 def auth_server() -> Iterator[Controller]:
     controller = Controller(
-        _Handler(),
+        ContentKeeper(),
         hostname="127.0.0.1",
         port=free_port(),
-        authenticator=_authenticator,
+        authenticator=password_authenticator,
         auth_require_tls=False,
         server_hostname="auth.test",
     )

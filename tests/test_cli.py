@@ -21,21 +21,28 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
 from aiosmtpd.controller import Controller, UnixSocketController
 from aiosmtpd.lmtp import LMTP as AioLMTP
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from smtp_core import parse_transcript
 from smtpclient._cli import parse_server, run
 from tests._postfix import TEST_DOMAIN, PostfixServer, free_port, strip_trace_headers
-from tests.servers import CLOSE, AiosmtpdServer, ScriptedServer, Step
+from tests.servers import (
+    AUTH_PASSWORD,
+    AUTH_USER,
+    CLOSE,
+    AiosmtpdServer,
+    ContentKeeper,
+    ScriptedServer,
+    Step,
+    password_authenticator,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-USER, PASSWORD = "jürgen@example.test", "pässwörd ✓"
+USER, PASSWORD = AUTH_USER, AUTH_PASSWORD
 
 # Leading dots, a lone dot line and bare line endings: what reaches the server
 # is this with every line ending made CRLF.
@@ -79,44 +86,20 @@ def server_of(server: AiosmtpdServer | Controller) -> str:
 # -- servers of this module ------------------------------------------------------------
 
 
-class _Keep:
-    def __init__(self) -> None:
-        self.contents: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.contents.append(envelope.original_content)
-        return "250 2.0.0 kept"
-
-
-def _authenticator(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (
-        auth_data.login.decode("utf-8"),
-        auth_data.password.decode("utf-8"),
-    ) == (USER, PASSWORD)
-    return AuthResult(success=ok, handled=False)
-
-
 @pytest.fixture
-def auth_server() -> Iterator[tuple[Controller, _Keep]]:
-    handler = _Keep()
+def auth_server() -> Iterator[tuple[Controller, ContentKeeper]]:
+    handler = ContentKeeper()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
         port=free_port(),
-        authenticator=_authenticator,
+        authenticator=password_authenticator,
         auth_require_tls=False,
         server_hostname="auth.test",
     )
     controller.start()
     yield controller, handler
     controller.stop()
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @pytest.fixture
@@ -133,16 +116,16 @@ def _server_context(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, _Keep]]:
+def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, ContentKeeper]]:
     """STARTTLS required, AUTH offered only inside TLS."""
-    handler = _Keep()
+    handler = ContentKeeper()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
         port=free_port(),
         tls_context=_server_context(ca),
         require_starttls=True,
-        authenticator=_authenticator,
+        authenticator=password_authenticator,
         server_hostname="localhost",
     )
     controller.start()
@@ -407,7 +390,7 @@ def test_record_file_parses(aiosmtpd_server: AiosmtpdServer, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 def test_auth_credentials_never_appear(
-    auth_server: tuple[Controller, _Keep], tmp_path: Path, mechanism: str
+    auth_server: tuple[Controller, ContentKeeper], tmp_path: Path, mechanism: str
 ) -> None:
     controller, handler = auth_server
     record = tmp_path / "auth.txt"
@@ -436,7 +419,7 @@ def test_auth_credentials_never_appear(
         assert secret not in text
 
 
-def test_auth_refused_exits_4(auth_server: tuple[Controller, _Keep]) -> None:
+def test_auth_refused_exits_4(auth_server: tuple[Controller, ContentKeeper]) -> None:
     controller, handler = auth_server
     result = cli(
         "-s", server_of(controller), "-f", "s@client.test", "-t", "r@example.test",
@@ -447,7 +430,7 @@ def test_auth_refused_exits_4(auth_server: tuple[Controller, _Keep]) -> None:
     assert handler.contents == []
 
 
-def test_auth_in_the_clear_needs_opting_in(auth_server: tuple[Controller, _Keep]) -> None:
+def test_auth_in_the_clear_needs_opting_in(auth_server: tuple[Controller, ContentKeeper]) -> None:
     controller, handler = auth_server
     result = cli(
         "-s", server_of(controller), "-f", "s@client.test", "-t", "r@example.test",
@@ -460,7 +443,7 @@ def test_auth_in_the_clear_needs_opting_in(auth_server: tuple[Controller, _Keep]
     assert handler.contents == []
 
 
-def test_password_needed_without_a_terminal(auth_server: tuple[Controller, _Keep]) -> None:
+def test_password_needed_without_a_terminal(auth_server: tuple[Controller, ContentKeeper]) -> None:
     result = cli(
         "-s", server_of(auth_server[0]), "-f", "s@client.test", "-t", "r@x.test", "-a", "u"
     )
@@ -472,7 +455,7 @@ def test_password_needed_without_a_terminal(auth_server: tuple[Controller, _Keep
 
 
 def test_starttls_send_with_a_trusted_ca(
-    tls_server: tuple[Controller, _Keep], ca_file: str
+    tls_server: tuple[Controller, ContentKeeper], ca_file: str
 ) -> None:
     controller, handler = tls_server
     result = cli(
@@ -490,7 +473,9 @@ def test_starttls_send_with_a_trusted_ca(
     assert PASSWORD not in out
 
 
-def test_starttls_untrusted_certificate_exits_3(tls_server: tuple[Controller, _Keep]) -> None:
+def test_starttls_untrusted_certificate_exits_3(
+    tls_server: tuple[Controller, ContentKeeper],
+) -> None:
     controller, handler = tls_server
     result = cli("-s", f"localhost:{controller.port}", "-f", "s@client.test", "-t", "r@x.test")
     assert result.code == 3
@@ -510,7 +495,7 @@ def test_tls_required_but_not_offered_exits_3(aiosmtpd_server: AiosmtpdServer) -
 
 
 def test_probe_starttls_shows_certificate(
-    tls_server: tuple[Controller, _Keep], ca_file: str
+    tls_server: tuple[Controller, ContentKeeper], ca_file: str
 ) -> None:
     controller, _ = tls_server
     result = cli("probe", "-s", f"localhost:{controller.port}", "--cafile", ca_file)
@@ -528,7 +513,7 @@ def test_probe_starttls_shows_certificate(
 
 
 def test_probe_without_verification_decodes_the_certificate(
-    tls_server: tuple[Controller, _Keep], ca: trustme.CA
+    tls_server: tuple[Controller, ContentKeeper], ca: trustme.CA
 ) -> None:
     controller, _ = tls_server
     result = cli("probe", "-s", f"127.0.0.1:{controller.port}", "--no-tls-verify")
@@ -543,7 +528,7 @@ def test_probe_without_verification_decodes_the_certificate(
 
 def test_probe_implicit_tls(ca: trustme.CA, ca_file: str) -> None:
     controller = Controller(
-        _Keep(),
+        ContentKeeper(),
         hostname="127.0.0.1",
         port=free_port(),
         ssl_context=_server_context(ca),
@@ -621,7 +606,7 @@ def test_lmtp_reports_each_recipient(aiosmtpd_lmtp_server: AiosmtpdServer) -> No
 
 
 def test_lmtp_over_a_unix_socket(tmp_path: Path) -> None:
-    handler = _Keep()
+    handler = ContentKeeper()
     path = tmp_path / "lmtp.sock"
     controller = _UnixLMTPController(handler, unix_socket=str(path))
     controller.start()

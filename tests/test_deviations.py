@@ -183,15 +183,10 @@ class _Sink:
         return "250 ok"
 
 
-@pytest.fixture(scope="module")
-def untrusted_ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def starttls_server(untrusted_ca: trustme.CA) -> Iterator[Controller]:
+def starttls_server(ca: trustme.CA) -> Iterator[Controller]:
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    untrusted_ca.issue_cert("localhost").configure_cert(server_ctx)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
     controller = Controller(
         _Sink(),
         hostname="127.0.0.1",
@@ -206,7 +201,7 @@ def starttls_server(untrusted_ca: trustme.CA) -> Iterator[Controller]:
 
 
 def test_starttls_verifies_certificates_by_default(
-    starttls_server: Controller, untrusted_ca: trustme.CA
+    starttls_server: Controller, ca: trustme.CA
 ) -> None:
     port = starttls_server.port
     with smtplib.SMTP("localhost", port, timeout=10) as smtp:
@@ -218,7 +213,7 @@ def test_starttls_verifies_certificates_by_default(
         assert smtp.sock is None
     # With a context that trusts the CA, the same server works.
     trusting = ssl.create_default_context()
-    untrusted_ca.configure_trust(trusting)
+    ca.configure_trust(trusting)
     with smtpclient.SMTP("localhost", port, timeout=10) as smtp:
         assert smtp.starttls(context=trusting)[0] == 220
         assert not smtp.has_extn("starttls")  # the EHLO state was forgotten
@@ -226,9 +221,9 @@ def test_starttls_verifies_certificates_by_default(
         assert smtp.sendmail("a@client.test", ["b@example.test"], "Subject: tls\n\nhi\n") == {}
 
 
-def test_implicit_tls_verifies_certificates_by_default(untrusted_ca: trustme.CA) -> None:
+def test_implicit_tls_verifies_certificates_by_default(ca: trustme.CA) -> None:
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    untrusted_ca.issue_cert("localhost").configure_cert(server_ctx)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
     controller = Controller(
         _Sink(),
         hostname="127.0.0.1",
@@ -243,7 +238,7 @@ def test_implicit_tls_verifies_certificates_by_default(untrusted_ca: trustme.CA)
         with pytest.raises(ssl.SSLCertVerificationError):
             smtpclient.SMTP_SSL("localhost", controller.port, timeout=10)
         trusting = ssl.create_default_context()
-        untrusted_ca.configure_trust(trusting)
+        ca.configure_trust(trusting)
         with smtpclient.SMTP_SSL(
             "localhost", controller.port, timeout=10, context=trusting
         ) as smtp:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import trustme
@@ -12,28 +11,15 @@ from aiosmtpd.controller import Controller
 
 from smtp_core import Connection, procedures
 from tests._postfix import free_port
+from tests.servers import ContentKeeper
 from transports.sync import SyncDriver, connect
 
 
-class _Keep:
-    def __init__(self) -> None:
-        self.contents: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.contents.append(envelope.original_content)
-        return "250 ok"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, _Keep]]:
+def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, ContentKeeper]]:
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(server_ctx)
-    handler = _Keep()
+    handler = ContentKeeper()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
@@ -48,7 +34,7 @@ def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, _Keep]]:
 
 
 def test_opportunistic_handshake_sends_inside_tls(
-    tls_server: tuple[Controller, _Keep], ca: trustme.CA
+    tls_server: tuple[Controller, ContentKeeper], ca: trustme.CA
 ) -> None:
     controller, handler = tls_server
     context = ssl.create_default_context()
@@ -71,7 +57,9 @@ def test_opportunistic_handshake_sends_inside_tls(
     assert handler.contents == [b"hi\r\n"]
 
 
-def test_untrusted_certificate_fails_the_handshake(tls_server: tuple[Controller, _Keep]) -> None:
+def test_untrusted_certificate_fails_the_handshake(
+    tls_server: tuple[Controller, ContentKeeper],
+) -> None:
     controller, _ = tls_server
     conn = Connection()
     driver = SyncDriver(
