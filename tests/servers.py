@@ -10,12 +10,16 @@ client sent.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP as AioLMTP
 from aiosmtpd.smtp import SMTP as AioSMTP
@@ -197,3 +201,21 @@ def password_authenticator(
     ) == (AUTH_USER, AUTH_PASSWORD)
     # handled=False: aiosmtpd itself answers 235 or 535.
     return AuthResult(success=ok, handled=False)
+
+
+def server_tls_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate for ``localhost`` from ``ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    return context
+
+
+@contextmanager
+def running_controller(handler: Any, **options: Any) -> Iterator[Controller]:
+    """An aiosmtpd Controller on a free loopback port, stopped afterwards."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()

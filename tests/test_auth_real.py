@@ -10,8 +10,13 @@ from aiosmtpd.controller import Controller
 
 import smtpclient
 from smtp_core import Connection, LocalProtocolError, procedures
-from tests._postfix import free_port
-from tests.servers import AUTH_PASSWORD, AUTH_USER, ContentKeeper, password_authenticator
+from tests.servers import (
+    AUTH_PASSWORD,
+    AUTH_USER,
+    ContentKeeper,
+    password_authenticator,
+    running_controller,
+)
 from transports.sync import SyncDriver, connect
 
 USER, PASSWORD = AUTH_USER, AUTH_PASSWORD
@@ -19,17 +24,13 @@ USER, PASSWORD = AUTH_USER, AUTH_PASSWORD
 
 @pytest.fixture
 def auth_server() -> Iterator[Controller]:
-    controller = Controller(
+    with running_controller(
         ContentKeeper(),
-        hostname="127.0.0.1",
-        port=free_port(),
         authenticator=password_authenticator,
         auth_require_tls=False,
         server_hostname="auth.test",
-    )
-    controller.start()
-    yield controller
-    controller.stop()
+    ) as controller:
+        yield controller
 
 
 def test_facade_login_with_non_ascii_credentials(auth_server: Controller) -> None:

@@ -14,7 +14,6 @@ import email.policy
 import io
 import os
 import re
-import ssl
 import subprocess
 import sys
 import uuid
@@ -39,6 +38,8 @@ from tests.servers import (
     ScriptedServer,
     Step,
     password_authenticator,
+    running_controller,
+    server_tls_context,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,17 +90,13 @@ def server_of(server: AiosmtpdServer | Controller) -> str:
 @pytest.fixture
 def auth_server() -> Iterator[tuple[Controller, ContentKeeper]]:
     handler = ContentKeeper()
-    controller = Controller(
+    with running_controller(
         handler,
-        hostname="127.0.0.1",
-        port=free_port(),
         authenticator=password_authenticator,
         auth_require_tls=False,
         server_hostname="auth.test",
-    )
-    controller.start()
-    yield controller, handler
-    controller.stop()
+    ) as controller:
+        yield controller, handler
 
 
 @pytest.fixture
@@ -109,28 +106,18 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     return str(path)
 
 
-def _server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(context)
-    return context
-
-
 @pytest.fixture
 def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, ContentKeeper]]:
     """STARTTLS required, AUTH offered only inside TLS."""
     handler = ContentKeeper()
-    controller = Controller(
+    with running_controller(
         handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        tls_context=_server_context(ca),
+        tls_context=server_tls_context(ca),
         require_starttls=True,
         authenticator=password_authenticator,
         server_hostname="localhost",
-    )
-    controller.start()
-    yield controller, handler
-    controller.stop()
+    ) as controller:
+        yield controller, handler
 
 
 class _UnixLMTPController(UnixSocketController):
@@ -531,7 +518,7 @@ def test_probe_implicit_tls(ca: trustme.CA, ca_file: str) -> None:
         ContentKeeper(),
         hostname="127.0.0.1",
         port=free_port(),
-        ssl_context=_server_context(ca),
+        ssl_context=server_tls_context(ca),
         server_hostname="localhost",
     )
     controller.start()

@@ -81,9 +81,16 @@ def test_a_refused_chunk_leaves_everything_as_it_was() -> None:
 
 def test_connection_opt_out() -> None:
     conn = sc.Connection(max_line_length=None)
-    conn.receive_data(b"220 x\r\n")
-    conn.next_event()
-    assert conn.max_line_length is None
+    for reply, command in (
+        (b"220 x\r\n", sc.Ehlo("client.test")),
+        (b"250 x\r\n", sc.Mail("a@b.test")),
+        (b"250 ok\r\n", sc.Rcpt("x@y.test")),
+        (b"250 ok\r\n", sc.Data()),
+    ):
+        feed(conn, reply)
+        conn.send(command)
+    feed(conn, b"354 go\r\n")
+    assert conn.send(sc.Content(b"z" * 5000)) == b"z" * 5000
 
 
 def test_bdat_text_lines_are_limited_too() -> None:

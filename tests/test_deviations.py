@@ -18,8 +18,13 @@ import trustme
 from aiosmtpd.controller import Controller
 
 import smtpclient
-from tests._postfix import free_port
-from tests.servers import ScriptedServer, Step
+from tests.servers import (
+    ContentKeeper,
+    ScriptedServer,
+    Step,
+    running_controller,
+    server_tls_context,
+)
 
 EHLO = b"250-scripted.test\r\n250 8BITMIME\r\n"
 
@@ -178,26 +183,15 @@ def test_lmtp_reads_every_recipients_reply() -> None:
 # -- certificates ----------------------------------------------------------------------
 
 
-class _Sink:
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 ok"
-
-
 @pytest.fixture
 def starttls_server(ca: trustme.CA) -> Iterator[Controller]:
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    controller = Controller(
-        _Sink(),
-        hostname="127.0.0.1",
-        port=free_port(),
-        tls_context=server_ctx,
+    with running_controller(
+        ContentKeeper(),
+        tls_context=server_tls_context(ca),
         require_starttls=False,
         server_hostname="localhost",
-    )
-    controller.start()
-    yield controller
-    controller.stop()
+    ) as controller:
+        yield controller
 
 
 def test_starttls_verifies_certificates_by_default(
@@ -222,17 +216,9 @@ def test_starttls_verifies_certificates_by_default(
 
 
 def test_implicit_tls_verifies_certificates_by_default(ca: trustme.CA) -> None:
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    controller = Controller(
-        _Sink(),
-        hostname="127.0.0.1",
-        port=free_port(),
-        ssl_context=server_ctx,
-        server_hostname="localhost",
-    )
-    controller.start()
-    try:
+    with running_controller(
+        ContentKeeper(), ssl_context=server_tls_context(ca), server_hostname="localhost"
+    ) as controller:
         with smtplib.SMTP_SSL("localhost", controller.port, timeout=10) as smtp:
             assert smtp.noop()[0] == 250
         with pytest.raises(ssl.SSLCertVerificationError):
@@ -243,8 +229,6 @@ def test_implicit_tls_verifies_certificates_by_default(ca: trustme.CA) -> None:
             "localhost", controller.port, timeout=10, context=trusting
         ) as smtp:
             assert smtp.noop()[0] == 250
-    finally:
-        controller.stop()
 
 
 # -- the timeout bounds each whole reply -------------------------------------------------

@@ -10,27 +10,20 @@ import trustme
 from aiosmtpd.controller import Controller
 
 from smtp_core import Connection, procedures
-from tests._postfix import free_port
-from tests.servers import ContentKeeper
+from tests.servers import ContentKeeper, running_controller, server_tls_context
 from transports.sync import SyncDriver, connect
 
 
 @pytest.fixture
 def tls_server(ca: trustme.CA) -> Iterator[tuple[Controller, ContentKeeper]]:
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
     handler = ContentKeeper()
-    controller = Controller(
+    with running_controller(
         handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        tls_context=server_ctx,
+        tls_context=server_tls_context(ca),
         require_starttls=True,
         server_hostname="localhost",
-    )
-    controller.start()
-    yield controller, handler
-    controller.stop()
+    ) as controller:
+        yield controller, handler
 
 
 def test_opportunistic_handshake_sends_inside_tls(
