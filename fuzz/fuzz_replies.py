@@ -48,7 +48,7 @@ class _Run:
 
 def _held(reader: ReplyReader) -> int:
     # The memory bound is the property under test; no public call shows it.
-    return len(reader._buffer) + sum(len(line) for line in reader._lines)
+    return reader._held_bytes()
 
 
 def _run(chunks: list[bytes]) -> _Run:
@@ -75,9 +75,10 @@ def _run(chunks: list[bytes]) -> _Run:
 
 
 def _check_reply(reply: ParsedReply) -> None:
-    assert 200 <= reply.code <= 599, reply
-    assert reply.lines, reply
-    for line in reply.lines:
+    code, lines = reply
+    assert 200 <= code <= 599, reply
+    assert lines, reply
+    for line in lines:
         assert _BAD_TEXT.search(line) is None, reply
 
 

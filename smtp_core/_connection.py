@@ -35,7 +35,15 @@ from ._commands import (
 from ._commands import Quit as _Quit
 from ._data import MAX_TEXT_LINE, DataEncoder
 from ._errors import LocalProtocolError, RemoteProtocolError, ServerDisconnected
-from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, NeedData, make_reply
+from ._events import (
+    NEED_DATA,
+    ConnectionClosed,
+    Event,
+    Greeting,
+    NeedData,
+    Reply,
+    tuple_new,
+)
 from ._extensions import Extensions
 from ._replies import ReplyReader
 from ._state import REPLY_ONLY, TRANSITIONS, Input, Outcome, State
@@ -64,16 +72,22 @@ _INPUT_OF: dict[type[BaseCommand], Input] = {
 _SIDE_EFFECTS = frozenset(
     {Input.RCPT, Input.HELLO, Input.AUTH, Input.AUTH_RESPONSE, Input.STARTTLS}
 )
-# Enum members the hot paths compare with, as module constants (one lookup less).
-_TLS, _UNCHECKED, _POSITIVE = State.TLS, Input.UNCHECKED, Outcome.POSITIVE
+# What next_event uses for every reply, as module constants (one lookup less).
+_TLS, _UNCHECKED, _POSITIVE, _RCPT = State.TLS, Input.UNCHECKED, Outcome.POSITIVE, Input.RCPT
+_transition = TRANSITIONS.get
+_tuple_new = tuple_new
 # What a command hopes its reply is: 354 for DATA, nothing at all for content.
 _EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
-_OUTCOME_OF_CLASS = {
-    2: Outcome.POSITIVE,
-    3: Outcome.INTERMEDIATE,
-    4: Outcome.NEGATIVE,
-    5: Outcome.NEGATIVE,
-}
+# Indexed by the first digit of the code; the reader lets only 2yz-5yz
+# through, so the first two entries only fill the places.
+_OUTCOME_OF_CLASS: tuple[Outcome, ...] = (
+    Outcome.NEGATIVE,
+    Outcome.NEGATIVE,
+    Outcome.POSITIVE,
+    Outcome.INTERMEDIATE,
+    Outcome.NEGATIVE,
+    Outcome.NEGATIVE,
+)
 # ESMTP parameters of MAIL and the extension each needs (RFC 5321 §4.1.1.11:
 # a client must not use a parameter the server did not advertise).
 _PARAM_NEEDS = {
@@ -121,6 +135,12 @@ class _Pending(NamedTuple):
     expected: Outcome
     ends_group: bool
     recipient: str | None = None
+    # TRANSITIONS[(source, input, expected)], looked up when the command was
+    # sent: if the state is still ``source`` when the hoped-for reply comes,
+    # next_event takes ``hoped`` without hashing a key (the usual case); any
+    # other reply, or source None, goes to the table.
+    source: State | None = None
+    hoped: State | None = None
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
@@ -180,6 +200,9 @@ class Connection:
             [_Pending(None, Input.GREETING, Outcome.POSITIVE, ends_group=True)]
         )
         self._reader = ReplyReader()
+        # Bound once: receive_data and next_event run for every read and reply.
+        self._feed = self._reader.feeder
+        self._next_reply = self._reader.next_reply
         self._extensions = Extensions()
         self._tx = _Transaction()
         self._eof = False
@@ -227,7 +250,7 @@ class Connection:
         if not data:
             self._eof = True
             return
-        self._reader.feed(data)
+        self._feed(data)
 
     def next_event(self) -> Event | NeedData:
         """Parse and return the next event, or :data:`NEED_DATA`.
@@ -243,68 +266,74 @@ class Connection:
                 reply nothing was waiting for, or sent bytes after accepting
                 STARTTLS.  The connection moves to ``ERROR`` and stays there.
         """
-        if self._error is not None:
-            raise RemoteProtocolError(f"connection is in the ERROR state: {self._error}")
-        if self._state is _TLS:
-            # RFC 3207 §5 / CVE-2011-0411: bytes that arrive in the clear after
-            # the 220 could be read as if they came over TLS; refuse them.
-            if self._reader.has_unparsed():
-                self._fail_remote("bytes received after the 220 reply to STARTTLS")
-            return NEED_DATA
+        if self._error is not None or self._state is _TLS:
+            return self._next_event_blocked()
         try:
-            parsed = self._reader.next_reply()
+            parsed = self._next_reply()
         except RemoteProtocolError as exc:
             self._fail_remote(str(exc))
         if parsed is None:
-            if not self._eof:
-                return NEED_DATA
-            if self._reader.has_unparsed():
-                self._fail_remote(
-                    "server closed the connection in the middle of a reply",
-                    ServerDisconnected,
-                )
-            unanswered = self.awaiting
-            self._pending.clear()
-            self._state = self._projected = State.CLOSED
-            return ConnectionClosed(unanswered)
-        if not self._pending:
-            self._fail_remote(f"{parsed.code} reply received when no command was waiting for one")
-        # Unpacked once: this runs for every reply of every session.
-        code, lines, enhanced = parsed
-        entry = self._pending.popleft()
-        command, inp, expected, _, recipient = entry
+            return NEED_DATA if not self._eof else self._closed()
+        # From here to the end runs for every reply of every session: local
+        # names, module constants, no helper calls on the usual path.
+        pending = self._pending
+        if not pending:
+            self._fail_remote(f"{parsed[0]} reply received when no command was waiting for one")
+        code, lines = parsed
+        entry = pending.popleft()
+        command, inp, expected, _, recipient, source, target = entry
         outcome = _OUTCOME_OF_CLASS[code // 100]
-        if inp is _UNCHECKED:
-            target: State | None = self._state  # raw bytes: the engine cannot know
-        else:
-            target = TRANSITIONS.get((self._state, inp, outcome))
+        state = self._state
+        if state is not source or outcome is not expected:
+            target = state if inp is _UNCHECKED else _transition((state, inp, outcome))
         if target is None:
             what = "greeting" if command is None else f"reply to {command.verb}"
-            self._fail_remote(f"{code} is not a valid {what} in state {self._state.name}")
+            self._fail_remote(f"{code} is not a valid {what} in state {state.name}")
         if command is None:
             self._state = self._projected = target
             if code == 421:  # "service not available, closing" as a greeting
                 self._state = self._projected = State.CLOSED
-            return Greeting(code, lines, enhanced)
+            return Greeting(code, lines)
         if outcome is _POSITIVE and inp in _SIDE_EFFECTS:
-            self._apply(entry, lines)
+            if inp is _RCPT:
+                self._tx.accepted.append(recipient)  # type: ignore[arg-type]  # RCPT sets it
+            else:
+                self._apply(entry, lines)
         self._state = target
         if code == 421:
             # RFC 5321 §3.8: 421 means the server is closing the channel; the
             # commands still outstanding will never be answered.
-            self._pending.clear()
+            pending.clear()
             self._state = self._projected = State.CLOSED
         elif outcome is not expected:
             self._reproject()
-        return make_reply(command, code, lines, enhanced, recipient)
+        return _tuple_new(Reply, (command, code, lines, recipient))
+
+    def _next_event_blocked(self) -> NeedData:
+        """``next_event`` in the ERROR state, or between STARTTLS's 220 and the handshake."""
+        if self._error is not None:
+            raise RemoteProtocolError(f"connection is in the ERROR state: {self._error}")
+        # RFC 3207 §5 / CVE-2011-0411: bytes that arrive in the clear after
+        # the 220 could be read as if they came over TLS; refuse them.
+        if self._reader.has_unparsed():
+            self._fail_remote("bytes received after the 220 reply to STARTTLS")
+        return NEED_DATA
+
+    def _closed(self) -> ConnectionClosed:
+        """``next_event`` when the server closed and no whole reply is left."""
+        if self._reader.has_unparsed():
+            self._fail_remote(
+                "server closed the connection in the middle of a reply", ServerDisconnected
+            )
+        unanswered = self.awaiting
+        self._pending.clear()
+        self._state = self._projected = State.CLOSED
+        return ConnectionClosed(unanswered)
 
     def _apply(self, entry: _Pending, lines: tuple[bytes, ...]) -> None:
         """The side effects of a positive reply beyond the state change."""
         inp = entry.input
-        if inp is Input.RCPT:
-            assert entry.recipient is not None
-            self._tx.accepted.append(entry.recipient)
-        elif inp is Input.HELLO:
+        if inp is Input.HELLO:
             helo = type(entry.command) is Helo
             self._extensions = Extensions() if helo else Extensions.from_ehlo_lines(lines)
         elif inp is Input.AUTH or inp is Input.AUTH_RESPONSE:
@@ -395,8 +424,10 @@ class Connection:
             recipient = cast(Rcpt, command).recipient
         elif inp is Input.DATA:
             self._tx.encoder = DataEncoder(max_line_length=self.max_line_length)
+        self._pending.append(
+            _Pending(command, inp, expected, command.ends_group, recipient, self._projected, target)
+        )
         self._projected = target
-        self._pending.append(_Pending(command, inp, expected, command.ends_group, recipient))
         return data
 
     def send_unchecked(self, data: bytes, *, replies: int = 1) -> bytes:

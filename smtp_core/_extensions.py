@@ -41,20 +41,25 @@ class Extensions(Mapping[str, str]):
         """
         items: dict[str, str] = {}
         auth: list[str] = []
-        for raw in lines[1:]:
-            text = raw.decode("utf-8", "replace").strip()
-            keyword, _, params = text.partition(" ")
-            if not keyword or not keyword[0].isalnum() or not keyword.isascii():
+        # One decode for the whole reply, split back into lines: a reply line
+        # cannot hold "\n" (the reader refuses control characters).
+        for text in b"\n".join(lines[1:]).decode("utf-8", "replace").split("\n"):
+            keyword, _, params = text.strip().partition(" ")
+            if not keyword[:1].isalnum() or not keyword.isascii():
                 continue
-            if keyword.upper().startswith("AUTH=") or keyword.upper() == "AUTH":
+            upper = keyword.upper()
+            if upper == "AUTH" or upper.startswith("AUTH="):
                 found = [keyword[5:], *params.split()]
                 auth += [m for m in found if m and m not in auth]
                 items.setdefault("AUTH", "")
                 continue
-            items.setdefault(keyword.upper(), " ".join(params.split()))
+            if upper not in items:
+                items[upper] = " ".join(params.split()) if params else ""
         if auth:
             items["AUTH"] = " ".join(auth)
-        return cls(items)
+        extensions = cls.__new__(cls)
+        extensions._items = items  # already upper-cased: no second pass
+        return extensions
 
     def __getitem__(self, keyword: str) -> str:
         if not isinstance(keyword, str):

@@ -415,7 +415,7 @@ class TranscriptRecorder:
         reader.feed(data)
         try:
             while (reply := reader.next_reply()) is not None:
-                self._on_reply(reply.code)
+                self._on_reply(reply[0])
         except RemoteProtocolError:
             # Past a grammar error no code can be trusted, so no AUTH exchange
             # can be seen to end: from here on every line after AUTH is payload.

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import NamedTuple
 
 from smtp_core import (
     NEED_DATA,
@@ -23,7 +24,7 @@ from smtp_core import (
     Event,
     RemoteProtocolError,
 )
-from smtp_core._replies import ParsedReply, ReplyReader
+from smtp_core._replies import ParsedReply, ReplyReader, enhanced_status
 
 #: The start of a reply whose end has not arrived: a reader fed it after whole
 #: replies must return them all and keep these bytes (``has_unparsed()``).
@@ -57,7 +58,7 @@ def feedings(data: bytes) -> dict[str, list[bytes]]:
 class ReaderRun:
     """What a reader gave back for a list of chunks."""
 
-    replies: list[ParsedReply]
+    replies: list[Parsed]
     error: RemoteProtocolError | None
     reader: ReplyReader
     #: The largest buffer and the most pending lines seen at rest, i.e. each
@@ -67,12 +68,32 @@ class ReaderRun:
 
 
 def held_bytes(reader: ReplyReader) -> int:
-    """Bytes the reader keeps: its buffer and the lines of an unfinished reply.
+    """Bytes the reader keeps: its buffers and the lines of an unfinished reply.
 
     This and :func:`read_replies` look inside the reader on purpose: the memory
     bound is the property under test, and no public call can show it.
     """
-    return len(reader._buffer) + sum(len(line) for line in reader._lines)
+    return reader._held_bytes()
+
+
+class Parsed(NamedTuple):
+    """A reply as the reader returns it, plus the enhanced status code that
+    ``Reply.enhanced`` works out from it (so one comparison checks both)."""
+
+    code: int
+    lines: tuple[bytes, ...]
+    enhanced: tuple[int, int, int] | None = None
+
+
+def parsed(reply: ParsedReply) -> Parsed:
+    code, lines = reply
+    return Parsed(code, lines, enhanced_status(code, lines[0]))
+
+
+def take(reader: ReplyReader) -> Parsed | None:
+    """``reader.next_reply()`` as a :class:`Parsed`."""
+    reply = reader.next_reply()
+    return None if reply is None else parsed(reply)
 
 
 def read_replies(chunks: Iterable[bytes], reader: ReplyReader | None = None) -> ReaderRun:
@@ -82,11 +103,12 @@ def read_replies(chunks: Iterable[bytes], reader: ReplyReader | None = None) -> 
         run.reader.feed(chunk)
         try:
             while (reply := run.reader.next_reply()) is not None:
-                run.replies.append(reply)
+                run.replies.append(parsed(reply))
         except RemoteProtocolError as exc:
             run.error = exc
             return run
-        run.peak_buffer = max(run.peak_buffer, len(run.reader._buffer))
+        lines = sum(map(len, run.reader._lines))
+        run.peak_buffer = max(run.peak_buffer, held_bytes(run.reader) - lines)
         run.peak_lines = max(run.peak_lines, len(run.reader._lines))
     return run
 

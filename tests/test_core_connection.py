@@ -617,10 +617,29 @@ def test_starttls_only_when_offered() -> None:
 
 
 def test_fast_reply_construction_is_a_real_reply() -> None:
-    from smtp_core._events import make_reply
-
-    made = make_reply(sc.Noop(), 250, (b"2.0.0 ok",), (2, 0, 0), None)
-    assert made == sc.Reply(sc.Noop(), 250, (b"2.0.0 ok",), (2, 0, 0))
-    assert hash(made) == hash(sc.Reply(sc.Noop(), 250, (b"2.0.0 ok",), (2, 0, 0)))
+    """next_event builds replies through the slot descriptors; they equal Reply(...)."""
+    conn = ready(EHLO_PLAIN)
+    conn.send(sc.Noop())
+    [made] = feed(conn, b"250 2.0.0 ok\r\n")
+    assert isinstance(made, sc.Reply)
+    built = sc.Reply(sc.Noop(), 250, (b"2.0.0 ok",))
+    assert made == built
+    assert hash(made) == hash(built)
+    assert made.enhanced == built.enhanced == (2, 0, 0)
+    assert made.recipient is None
     with pytest.raises(AttributeError):
         made.code = 500  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("code", [220, 354, 421, 554])
+def test_reply_class_properties_of_both_reply_events(code: int) -> None:
+    klass = code // 100
+    for event in (sc.Greeting(code, (b"x.1.1 y",)), sc.Reply(sc.Noop(), code, (b"x.1.1 y",))):
+        flags = (event.is_positive, event.is_intermediate, event.is_transient, event.is_permanent)
+        assert flags == (klass == 2, klass == 3, klass == 4, klass == 5)
+        assert event.enhanced is None
+        assert event.text == "x.1.1 y"
+    # An enhanced code whose class matches the reply's, on either event.
+    text = b"%d.1.1 y" % klass
+    assert sc.Greeting(code, (text,)).enhanced == sc.Reply(sc.Noop(), code, (text,)).enhanced
+    assert sc.Greeting(code, ()).enhanced is None

@@ -37,7 +37,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import smtp_core
-from smtp_core._replies import ParsedReply, ReplyReader
+from smtp_core._replies import ReplyReader
 from smtp_core._transcript import (
     FORMAT,
     REDACTED_PAYLOAD,
@@ -47,6 +47,7 @@ from smtp_core._transcript import (
     TranscriptRecorder,
     parse_transcript,
 )
+from tests.helpers import Parsed, parsed
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 SERVERS = ("aiosmtpd", "dovecot", "exim", "opensmtpd", "postfix")
@@ -412,13 +413,13 @@ def test_recorder_as_the_sync_drivers_trace() -> None:
 # ---------------------------------------------------------------------------
 
 
-def read_all(chunks: Sequence[bytes]) -> tuple[list[ParsedReply], ReplyReader]:
+def read_all(chunks: Sequence[bytes]) -> tuple[list[Parsed], ReplyReader]:
     reader = ReplyReader()
-    replies: list[ParsedReply] = []
+    replies: list[Parsed] = []
     for chunk in chunks:
         reader.feed(chunk)
         while (reply := reader.next_reply()) is not None:
-            replies.append(reply)
+            replies.append(parsed(reply))
     return replies, reader
 
 
