@@ -166,8 +166,27 @@ class ReplyReader:
         if self._error is not None:
             raise RemoteProtocolError(self._error)
         ready = self._ready
-        if not ready and not self._incoming and self._pos == len(self._data):
-            return None  # nothing buffered: the usual case between replies
+        if not ready:
+            incoming = self._incoming
+            if not incoming:
+                if not self._data:
+                    return None  # nothing buffered: the usual case between replies
+            elif len(incoming) == 1 and not self._data and not self._lines:
+                # One read holding one whole single-line reply, nothing left
+                # over: the usual case for a command answered on its own.
+                # Its one CRLF is at the end, and deleting the control
+                # octets takes away that CRLF and nothing else.
+                data = incoming[0]
+                end = len(data) - 2
+                if (
+                    0 <= end <= _LONGEST_TEXT_LINE
+                    and data.find(b"\r\n") == end
+                    and len(data.translate(None, _CONTROL_OCTETS)) == end
+                ):
+                    code = _LAST_LINE_HEADS.get(data[:4])
+                    if code is not None:
+                        incoming.clear()
+                        return code, (data[4:end],)
         try:
             # One method, no helper calls per line: this runs once per reply
             # line of every session, so call overhead is most of its cost.
@@ -229,18 +248,21 @@ class ReplyReader:
         # Resume the search one octet early: it may be the CR of a CRLF.
         cut = data.rfind(b"\r\n", max(scan - 1, pos), pos + _WINDOW)
         if cut < 0:
-            self._data, self._pos, self._scan = data, pos, len(data)
             if len(data) - pos >= MAX_REPLY_LINE_LENGTH:
+                self._data, self._pos, self._scan = data, pos, len(data)
                 raise RemoteProtocolError(
                     f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: "
                     f"{data[pos : pos + 40]!r}..."
                 )
+            # Keep only the unfinished line (under the cap): _data is empty
+            # exactly when nothing is buffered, which next_reply relies on.
+            data = data[pos:]
+            self._data, self._pos, self._scan = data, 0, len(data)
             return False
-        if pos == 0 and cut + 2 == len(data):
-            chunk = data  # the usual read: whole lines, nothing more
-            self._data, self._pos, self._scan = b"", 0, 0
+        chunk = data if pos == 0 and cut + 2 == len(data) else data[pos : cut + 2]
+        if cut + 2 == len(data):
+            self._data, self._pos, self._scan = b"", 0, 0  # all taken: _data empty
         else:
-            chunk = data[pos : cut + 2]
             self._data, self._pos, self._scan = data, cut + 2, cut + 2
         lines = chunk.split(b"\r\n")
         lines.pop()  # the empty string after the last CRLF
