@@ -79,6 +79,17 @@ def check_safe(what: str, value: str) -> None:
 
 
 def _check_address(what: str, address: str, strict: bool, *, null_ok: bool) -> None:
+    if strict and type(address) is str and address.isascii():
+        # The usual address, checked in one regex match: in ASCII the mailbox
+        # grammar admits no control character (so no CR, LF or NUL), and one
+        # character is one octet.
+        match = MAILBOX.fullmatch(address)
+        if match is not None and len(address) + 2 <= MAX_PATH_LENGTH:
+            if match.end("local") > MAX_LOCAL_PART_LENGTH:
+                raise LocalProtocolError(
+                    f"{what} local part is longer than {MAX_LOCAL_PART_LENGTH} octets: {address!r}"
+                )
+            return
     check_safe(what, address)
     if not strict:
         if "<" in address or ">" in address:
@@ -270,11 +281,19 @@ class Rcpt(BaseCommand):
             check_safe("RCPT recipient", recipient)  # §4.1.1.3: <Postmaster> needs no domain
         else:
             _check_address("RCPT recipient", recipient, self.strict, null_ok=False)
-        _check_params("RCPT", self.params, self.strict)
+        if self.params != ():  # most RCPTs have none
+            _check_params("RCPT", self.params, self.strict)
 
     def arguments(self, lowercase: bool = False) -> str:
         head = "to:" if lowercase else "TO:"
         return " ".join((f"{head}<{self.recipient}>", *self.params))
+
+    def line(self, lowercase: bool = False) -> str:
+        # BaseCommand.line, without its three calls: one per recipient.
+        head = "rcpt to:<" if lowercase else "RCPT TO:<"
+        if self.params:
+            return " ".join((f"{head}{self.recipient}>", *self.params))
+        return f"{head}{self.recipient}>"
 
     def has_non_ascii(self) -> bool:
         return not (self.recipient.isascii() and "".join(self.params).isascii())

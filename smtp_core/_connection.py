@@ -75,6 +75,8 @@ _SIDE_EFFECTS = frozenset(
 # What next_event uses for every reply, as module constants (one lookup less).
 _TLS, _UNCHECKED, _POSITIVE, _RCPT = State.TLS, Input.UNCHECKED, Outcome.POSITIVE, Input.RCPT
 _transition = TRANSITIONS.get
+# What send() may take: the table without the rows only a reply may take.
+_SEND_TRANSITIONS = {key: state for key, state in TRANSITIONS.items() if key[:2] not in REPLY_ONLY}
 _tuple_new = tuple_new
 # What a command hopes its reply is: 354 for DATA, nothing at all for content.
 _EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
@@ -203,7 +205,7 @@ class Connection:
         # Bound once: receive_data and next_event run for every read and reply.
         self._feed = self._reader.feeder
         self._next_reply = self._reader.next_reply
-        self._extensions = Extensions()
+        self._set_extensions(Extensions())
         self._tx = _Transaction()
         self._eof = False
         self._error: str | None = None
@@ -335,11 +337,15 @@ class Connection:
         inp = entry.input
         if inp is Input.HELLO:
             helo = type(entry.command) is Helo
-            self._extensions = Extensions() if helo else Extensions.from_ehlo_lines(lines)
+            self._set_extensions(Extensions() if helo else Extensions.from_ehlo_lines(lines))
         elif inp is Input.AUTH or inp is Input.AUTH_RESPONSE:
             self._authenticated = True
         elif inp is Input.STARTTLS and self._reader.has_unparsed():
             self._fail_remote("bytes received after the 220 reply to STARTTLS")
+
+    def _set_extensions(self, extensions: Extensions) -> None:
+        self._extensions = extensions
+        self._pipelining = extensions.pipelining  # read by send() for every command
 
     def _reproject(self) -> None:
         """Recompute the state the outstanding commands lead to, after a surprise."""
@@ -385,14 +391,14 @@ class Connection:
         expected = _EXPECTED.get(inp, Outcome.POSITIVE)
         if self._pending:
             last = self._pending[-1]
-            if last.ends_group or not self._extensions.pipelining:
+            if last.ends_group or not self._pipelining:
                 waiting = "the greeting" if last.command is None else last.command.verb
                 raise LocalProtocolError(
                     f"cannot send {command.verb} before the reply to {waiting}"
                     + ("" if last.ends_group else " (the server did not offer PIPELINING)")
                 )
-        target = TRANSITIONS.get((self._projected, inp, expected))
-        if target is None or (self._projected, inp) in REPLY_ONLY:
+        target = _SEND_TRANSITIONS.get((self._projected, inp, expected))
+        if target is None:
             raise LocalProtocolError(f"cannot send {command.verb} in state {self._projected.name}")
         if inp is Input.CONTENT:
             self._projected = target
@@ -405,7 +411,21 @@ class Connection:
             return self._tx.encoder.end()
         if inp is Input.BDAT or inp is Input.BDAT_LAST:
             return self._send_bdat(cast(Bdat, command), inp, target)
-        self._check_against_server(command, inp)
+        recipient = None
+        if inp is _RCPT:
+            # RCPT's checks here rather than in _check_against_server: there
+            # is one per recipient, and most have no parameters.
+            rcpt: Rcpt = command  # type: ignore[assignment]  # _INPUT_OF says so
+            if rcpt.params:
+                self._check_params_offered(rcpt)
+            if not self._tx.utf8 and rcpt.has_non_ascii():
+                raise LocalProtocolError(
+                    "non-ASCII RCPT needs a MAIL with the SMTPUTF8 parameter (RFC 6531): "
+                    f"{rcpt.recipient!r}"
+                )
+            recipient = rcpt.recipient
+        else:
+            self._check_against_server(command, inp)
         data = (command.line(self.lowercase_commands) + "\r\n").encode()
         limit = (
             MAX_AUTH_LINE if inp is Input.AUTH or inp is Input.AUTH_RESPONSE else MAX_COMMAND_LINE
@@ -414,18 +434,18 @@ class Connection:
             raise LocalProtocolError(
                 f"{command.verb} line is {len(data)} octets, over the limit of {limit}"
             )
-        recipient = None
         if inp is Input.MAIL:
             params = _parse_params(cast(Mail, command).params)
             self._tx = _Transaction(
                 utf8="SMTPUTF8" in params, binary=params.get("BODY", "").upper() == "BINARYMIME"
             )
-        elif inp is Input.RCPT:
-            recipient = cast(Rcpt, command).recipient
         elif inp is Input.DATA:
             self._tx.encoder = DataEncoder(max_line_length=self.max_line_length)
         self._pending.append(
-            _Pending(command, inp, expected, command.ends_group, recipient, self._projected, target)
+            _tuple_new(
+                _Pending,
+                (command, inp, expected, command.ends_group, recipient, self._projected, target),
+            )
         )
         self._projected = target
         return data
@@ -519,15 +539,7 @@ class Connection:
 
     def _check_against_server(self, command: BaseCommand, inp: Input) -> None:
         """Refuse what the mode or the server's extensions do not allow."""
-        if inp is Input.RCPT:
-            rcpt = cast(Rcpt, command)
-            self._check_params_offered(rcpt)
-            if not self._tx.utf8 and rcpt.has_non_ascii():
-                raise LocalProtocolError(
-                    "non-ASCII RCPT needs a MAIL with the SMTPUTF8 parameter (RFC 6531): "
-                    f"{rcpt.recipient!r}"
-                )
-        elif inp is Input.MAIL:
+        if inp is Input.MAIL:
             self._check_mail(cast(Mail, command))
         elif inp is Input.HELLO:
             name = cast(Ehlo | Helo | Lhlo, command).name
@@ -612,5 +624,5 @@ class Connection:
         if target is None or self._error is not None:
             raise LocalProtocolError(f"no TLS handshake is due in state {self._state.name}")
         self._state = self._projected = target
-        self._extensions = Extensions()
+        self._set_extensions(Extensions())
         self._tls_active = True

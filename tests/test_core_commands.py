@@ -583,3 +583,18 @@ def test_generated_mailboxes_are_accepted(local: str, domain: str) -> None:
     address = f"{local}@{domain}"
     assert Mail(address).line() == f"MAIL FROM:<{address}>"
     assert Rcpt(address).line(lowercase=True) == f"rcpt to:<{address}>"
+
+
+@pytest.mark.parametrize(
+    "params", [(), ("NOTIFY=NEVER",), ("NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;a@b.c")]
+)
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_rcpt_line_shortcut_matches_the_generic_line(
+    params: tuple[str, ...], lowercase: bool
+) -> None:
+    """Rcpt overrides line() for speed; it must write what BaseCommand.line writes."""
+    rcpt = Rcpt("user@example.com", params)
+    generic = BaseCommand.line(rcpt, lowercase)
+    assert rcpt.line(lowercase) == generic
+    verb = "rcpt" if lowercase else "RCPT"
+    assert generic == f"{verb} {rcpt.arguments(lowercase)}"
