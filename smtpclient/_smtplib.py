@@ -19,6 +19,7 @@ import datetime
 import email.generator
 import email.message
 import email.utils
+import functools
 import io
 import re
 import socket
@@ -26,7 +27,7 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType, TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from smtp_core import (
     Auth,
@@ -34,12 +35,14 @@ from smtp_core import (
     BaseCommand,
     Command,
     Connection,
+    ConnectionClosed,
     Content,
     CramMD5,
     Data,
     Ehlo,
     EndOfContent,
     Expn,
+    Extensions,
     Greeting,
     Helo,
     Help,
@@ -60,7 +63,7 @@ from smtp_core import (
     mechanism_for,
     procedures,
 )
-from transports.sync import SyncDriver
+from transports.sync import SyncDriver, exchange, set_reply_timeout
 
 from ._errors import (
     SMTPAuthenticationError,
@@ -171,6 +174,29 @@ def _utf8(value: str | bytes | None) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
 
 
+# Commands are frozen (immutable) values, so the argumentless ones are made once.
+_QUIT, _RSET, _NOOP, _DATA = Quit(), Rset(), Noop(), Data()
+#: docmd()'s verbs the engine knows without arguments: sent as these commands, so
+#: the session's state follows them.
+_ARGUMENTLESS: dict[str, BaseCommand] = {"QUIT": _QUIT, "RSET": _RSET, "NOOP": _NOOP, "DATA": _DATA}
+
+
+@functools.lru_cache(maxsize=16)
+def _hello_command(verb: str, name: str) -> BaseCommand:
+    """``Ehlo``/``Lhlo``/``Helo`` for ``name``, made (and checked) once per name.
+
+    A client says the same name to every server; building the command costs
+    more than the rest of the EHLO line's handling (a frozen dataclass and the
+    name's checks), and the value cannot change.
+    """
+    kind = {"ehlo": Ehlo, "lhlo": Lhlo, "helo": Helo}[verb]
+    return kind(name, strict=False)
+
+
+#: What the driver and the engine raise that becomes an smtplib exception.
+_ENGINE_ERRORS = (ServerDisconnected, RemoteProtocolError, LocalProtocolError, OSError)
+
+
 def _check_newlines(line: str) -> None:
     # smtplib's own message (bpo-43124), which code and tests match on.
     if "\r" in line or "\n" in line:
@@ -207,6 +233,8 @@ class SMTP:
     ehlo_msg = "ehlo"
     ehlo_resp: bytes | None = None
     does_esmtp = False
+    #: The last EHLO's extensions, until :attr:`esmtp_features` is first read.
+    _ehlo_extensions: Extensions | None = None
     default_port = SMTP_PORT
     _lmtp = False
 
@@ -220,12 +248,13 @@ class SMTP:
     ) -> None:
         self._host = host
         self.timeout = timeout
-        self.esmtp_features: dict[str, str] = {}
+        self._esmtp_features: dict[str, str] = {}
         self.command_encoding = "ascii"
         self.source_address = source_address
         self._auth_challenge_count = 0
         self._conn: Connection | None = None
         self._driver: SyncDriver | None = None
+        self._reply_timeout: float | None = None
         self.lmtp_replies: dict[str, tuple[int, bytes]] = {}
         if host:
             code, msg = self.connect(host, port)
@@ -344,37 +373,88 @@ class SMTP:
         )
         self._host = host
         timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
-        self._driver = SyncDriver(
-            sock, server_hostname=host or None, trace=self._trace, reply_timeout=timeout
-        )
-        self.esmtp_features = {}
+        if timeout is not None:
+            set_reply_timeout(sock, timeout)
+        self._reply_timeout = timeout
+        # Made when a procedure first needs one (sendmail, starttls, login):
+        # plain commands go through transports.sync.exchange without it.
+        self._driver = None
+        self._esmtp_features = {}
+        self._ehlo_extensions = None
         self.helo_resp = self.ehlo_resp = None
         self.does_esmtp = False
 
     # -- running the engine ------------------------------------------------------------
 
+    def _get_driver(self) -> SyncDriver:
+        """The driver for engine procedures on the session's socket (made once per socket)."""
+        sock = self.sock
+        if self._conn is None or sock is None:
+            raise SMTPServerDisconnected("please run connect() first")
+        driver = self._driver
+        if driver is None or driver.sock is not sock:
+            driver = self._driver = SyncDriver(
+                sock, server_hostname=self._host or None, reply_timeout=self._reply_timeout
+            )
+        return driver
+
     def _run(self, procedure: Procedure[T]) -> T:
         """Run an engine procedure, turning engine errors into smtplib's."""
-        if self._driver is None:
-            procedure.close()
-            raise SMTPServerDisconnected("please run connect() first")
+        # The driver made for this socket, if any (sendmail runs one per message).
+        driver = self._driver
+        if driver is None or driver.sock is not self.sock:
+            try:
+                driver = self._get_driver()
+            except SMTPServerDisconnected:
+                procedure.close()
+                raise
+        # The trace hook only when it has something to do: a session with neither
+        # debug output nor a trace makes no trace calls.  Both may change at any
+        # time, so this is decided for each run.
+        driver.trace = self._trace if self.debuglevel > 0 or self.trace is not None else None
         try:
-            return self._driver.run(procedure)
-        except ServerDisconnected:
+            return driver.run(procedure)
+        except _ENGINE_ERRORS as exc:
+            self._raise_smtplib_error(exc)
+
+    def _exchange(self, data: bytes) -> tuple[int, bytes]:
+        """Write ``data`` (``b""``: nothing), read the next reply, return ``(code, text)``.
+
+        The ``command``/``read_event`` procedures without their generators
+        (``transports.sync.exchange``), with :meth:`_run`'s errors; the server
+        closing first is ``SMTPServerDisconnected``.
+        """
+        conn = self._conn
+        sock = self.sock
+        if conn is None or sock is None:
+            raise SMTPServerDisconnected("please run connect() first")
+        trace = self._trace if self.debuglevel > 0 or self.trace is not None else None
+        try:
+            reply = exchange(sock, conn, data, self._reply_timeout, trace)
+        except _ENGINE_ERRORS as exc:
+            self._raise_smtplib_error(exc)
+        if type(reply) is ConnectionClosed:
+            self.close()
+            raise SMTPServerDisconnected("Connection unexpectedly closed")
+        if self.debuglevel > 0:
+            return self._reply_tuple(reply)
+        return reply.code, b"\n".join(reply.lines)  # _reply_tuple without the debug output
+
+    def _raise_smtplib_error(self, exc: Exception) -> NoReturn:
+        """Raise smtplib's exception for an engine or socket error (called in its handler)."""
+        if isinstance(exc, ServerDisconnected):
             self.close()
             raise SMTPServerDisconnected("Connection unexpectedly closed") from None
-        except RemoteProtocolError as exc:
+        if isinstance(exc, RemoteProtocolError):
             # smtplib's code for a reply it cannot parse is -1.
             self.close()
             raise SMTPResponseException(-1, str(exc).encode()) from exc
-        except LocalProtocolError as exc:
+        if isinstance(exc, LocalProtocolError):
             raise SMTPProtocolError(str(exc)) from exc
-        except ssl.SSLError:
-            self.close()  # a failed handshake leaves nothing usable
-            raise
-        except OSError as exc:
-            self.close()
-            raise SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
+        self.close()
+        if isinstance(exc, ssl.SSLError):
+            raise exc  # as it is: a failed handshake leaves nothing usable
+        raise SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
 
     def _reply_tuple(self, reply: Reply | Greeting) -> tuple[int, bytes]:
         message = b"\n".join(reply.lines)
@@ -391,13 +471,7 @@ class SMTP:
         Raises:
             SMTPServerDisconnected: the server closed the connection.
         """
-        if self._conn is None:
-            raise SMTPServerDisconnected("please run connect() first")
-        event = self._run(procedures.read_event(self._conn))
-        if isinstance(event, (Reply, Greeting)):
-            return self._reply_tuple(event)
-        self.close()
-        raise SMTPServerDisconnected("Connection unexpectedly closed")
+        return self._exchange(b"")
 
     def _command(self, command: BaseCommand, *, lowercase: bool = True) -> tuple[int, bytes]:
         """Send one command through the engine and read its reply.
@@ -405,11 +479,15 @@ class SMTP:
         ``lowercase`` picks the case of the verb on the wire: smtplib writes its
         own commands in lower case and ``docmd``'s verb as the caller gave it.
         """
-        if self._conn is None:
+        conn = self._conn
+        if conn is None:
             raise SMTPServerDisconnected("please run connect() first")
-        self._conn.lowercase_commands = lowercase
-        reply = self._run(procedures.command(self._conn, command))
-        return self._reply_tuple(reply)
+        conn.lowercase_commands = lowercase
+        try:
+            data = conn.send(command)
+        except LocalProtocolError as exc:
+            raise SMTPProtocolError(str(exc)) from exc
+        return self._exchange(data)
 
     def _line(self, cmd: str, args: str = "") -> str:
         """Check a command line as smtplib does: no CR/LF, and encodable."""
@@ -449,16 +527,10 @@ class SMTP:
     def docmd(self, cmd: str, args: str = "") -> tuple[int, bytes]:
         """Send a command and return its reply as ``(code, text)``."""
         self._line(cmd, args)
-        known: dict[str, Callable[[], BaseCommand]] = {
-            "QUIT": Quit,
-            "RSET": Rset,
-            "NOOP": Noop,
-            "DATA": Data,
-        }
-        factory = known.get(cmd.upper()) if not args else None
-        if factory is None:
+        known = _ARGUMENTLESS.get(cmd.upper()) if not args else None
+        if known is None:
             return self._command(Command(cmd, args))  # written exactly as given
-        return self._command(factory(), lowercase=cmd.islower())
+        return self._command(known, lowercase=cmd.islower())
 
     # -- the commands ------------------------------------------------------------------
 
@@ -466,24 +538,42 @@ class SMTP:
         """Send HELO; sets ``helo_resp``."""
         name = name or self.local_hostname
         self._line("helo", name)
-        code, msg = self._command(Helo(name, strict=False))
+        code, msg = self._command(_hello_command("helo", name))
         self.helo_resp = msg
         return code, msg
 
     def ehlo(self, name: str = "") -> tuple[int, bytes]:
         """Send EHLO (LHLO for LMTP); sets ``ehlo_resp``, ``esmtp_features``, ``does_esmtp``."""
-        self.esmtp_features = {}
+        self._esmtp_features = {}
+        self._ehlo_extensions = None
         name = name or self.local_hostname
         self._line(self.ehlo_msg, name)
-        hello = Lhlo(name, strict=False) if self._lmtp else Ehlo(name, strict=False)
+        hello = _hello_command("lhlo" if self._lmtp else "ehlo", name)
         code, msg = self._command(hello)
         self.ehlo_resp = msg
         if code != 250:
             return code, msg
         self.does_esmtp = True
         assert self._conn is not None
-        self.esmtp_features = {k.lower(): v for k, v in self._conn.extensions.items()}
+        # Copied into esmtp_features when first read: a session that only says
+        # EHLO never pays for the dictionary.  Extensions is immutable (the
+        # engine replaces it), so this is the EHLO's own view.
+        self._ehlo_extensions = self._conn.extensions
         return code, msg
+
+    @property
+    def esmtp_features(self) -> dict[str, str]:
+        """What the last EHLO advertised: lower-case keyword -> parameters (smtplib's)."""
+        extensions = self._ehlo_extensions
+        if extensions is not None:
+            self._ehlo_extensions = None
+            self._esmtp_features = {k.lower(): extensions[k] for k in extensions}
+        return self._esmtp_features
+
+    @esmtp_features.setter
+    def esmtp_features(self, features: dict[str, str]) -> None:
+        self._ehlo_extensions = None
+        self._esmtp_features = features
 
     def has_extn(self, opt: str) -> bool:
         """True if the server advertised extension ``opt`` (any case)."""
@@ -497,7 +587,7 @@ class SMTP:
     def rset(self) -> tuple[int, bytes]:
         """Send RSET."""
         self.command_encoding = "ascii"
-        return self._command(Rset())
+        return self._command(_RSET)
 
     def _rset(self) -> None:
         # smtplib's quiet RSET: a failure here must not hide the real error.
@@ -506,7 +596,7 @@ class SMTP:
 
     def noop(self) -> tuple[int, bytes]:
         """Send NOOP."""
-        return self._command(Noop())
+        return self._command(_NOOP)
 
     def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
         """Send ``mail from:<sender> [options]``; options are sent only after EHLO."""
@@ -542,7 +632,7 @@ class SMTP:
         Raises:
             SMTPDataError: DATA was not answered with 354.
         """
-        code, repl = self._command(Data())
+        code, repl = self._command(_DATA)
         if code != 354:
             raise SMTPDataError(code, repl)
         if isinstance(msg, str):
@@ -917,14 +1007,14 @@ class SMTP:
             context = ssl.create_default_context()
             if certfile is not None:
                 context.load_cert_chain(certfile, keyfile)
-        if self._conn is None or self._driver is None:
-            raise SMTPServerDisconnected("please run connect() first")
-        self._driver.ssl_context = context
+        driver = self._get_driver()
+        assert self._conn is not None  # _get_driver checked it
+        driver.ssl_context = context
         try:
             reply = self._run(procedures.starttls(self._conn))
         except ReplyError as refused:
             return self._reply_tuple(refused.reply)
-        self.sock = self._driver.sock
+        self.sock = driver.sock
         self.file = None
         self.helo_resp = self.ehlo_resp = None
         self.esmtp_features = {}
@@ -954,7 +1044,8 @@ class SMTP:
         """
         res = self.docmd("quit")
         self.ehlo_resp = self.helo_resp = None
-        self.esmtp_features = {}
+        self._esmtp_features = {}
+        self._ehlo_extensions = None
         self.does_esmtp = False
         self.close()
         return res

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from smtp_core import Procedure, Read, UpgradeTLS, Write
+from smtp_core import NEED_DATA, Connection, Event, Procedure, Read, UpgradeTLS, Write
 
-__all__ = ["READ_SIZE", "SyncDriver", "connect"]
+__all__ = ["READ_SIZE", "SyncDriver", "connect", "exchange", "set_reply_timeout"]
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ class SyncDriver:
         self.trace = trace
         self.reply_timeout = reply_timeout
         if reply_timeout is not None:
-            sock.settimeout(reply_timeout)
+            set_reply_timeout(sock, reply_timeout)
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
 
@@ -86,22 +86,13 @@ class SyncDriver:
                     sock.sendall(request.data)
                     request = procedure.send(None)
                 elif isinstance(request, Read):
-                    timeout = self.reply_timeout
-                    if timeout is None:
-                        data = sock.recv(READ_SIZE)
-                    elif request.starts_reply:
-                        # The socket's timeout is the whole budget between reads.
-                        deadline = time.monotonic() + timeout
+                    if request.starts_reply:
+                        if self.reply_timeout is not None:
+                            # The socket's timeout is the whole budget between reads.
+                            deadline = time.monotonic() + self.reply_timeout
                         data = sock.recv(READ_SIZE)
                     else:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise TimeoutError("timed out waiting for the rest of a reply")
-                        sock.settimeout(left)
-                        try:
-                            data = sock.recv(READ_SIZE)
-                        finally:
-                            sock.settimeout(timeout)
+                        data = _read_more(sock, deadline, self.reply_timeout)
                     if trace is not None:
                         trace("recv", data)
                     request = procedure.send(data)
@@ -113,6 +104,10 @@ class SyncDriver:
             result: T = stop.value
             return result
 
+    def exchange(self, conn: Connection, data: bytes = b"") -> Event:
+        """Write ``data`` (if any) and return ``conn``'s next event: :func:`exchange`."""
+        return exchange(self.sock, conn, data, self.reply_timeout, self.trace)
+
     def _wrap(self, sock: socket.socket) -> ssl.SSLSocket:
         context = self.ssl_context or ssl.create_default_context()
         return context.wrap_socket(sock, server_hostname=self.server_hostname)
@@ -122,3 +117,76 @@ class SyncDriver:
         sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
+
+
+def set_reply_timeout(sock: Any, timeout: float) -> None:
+    """Give ``sock`` the timeout that :func:`exchange` and :class:`SyncDriver` expect.
+
+    The call (a system call) is skipped when the socket has it already, as one
+    made by ``socket.create_connection(..., timeout)`` does.
+    """
+    gettimeout = getattr(sock, "gettimeout", None)
+    if gettimeout is None or gettimeout() != timeout:
+        sock.settimeout(timeout)
+
+
+def exchange(
+    sock: Any,
+    conn: Connection,
+    data: bytes = b"",
+    reply_timeout: float | None = None,
+    trace: Callable[[str, bytes], None] | None = None,
+) -> Event:
+    """Write ``data`` (if any), then read until ``conn`` has an event, and return it.
+
+    What the ``command`` and ``read_event`` procedures do, without their
+    generators or a driver object: the one-command-one-reply path, taken for
+    every command of a plain smtplib-facade session.  The I/O is
+    :meth:`SyncDriver.run`'s: ``trace`` sees each write and each read, and
+    ``reply_timeout`` (which must be the socket's timeout: see
+    :func:`set_reply_timeout`) bounds the whole reply.
+
+    Returns:
+        The next event: a ``Greeting``, a ``Reply`` or ``ConnectionClosed``.
+
+    Raises:
+        What ``conn.next_event`` raises, and ``OSError`` (``TimeoutError``
+        included) from the socket.
+    """
+    if data:
+        if trace is not None:
+            trace("send", data)
+        sock.sendall(data)
+    event = conn.next_event()
+    if event is not NEED_DATA:
+        return event  # already buffered (a pipelined reply)
+    deadline = 0.0 if reply_timeout is None else time.monotonic() + reply_timeout
+    data = sock.recv(READ_SIZE)
+    while True:
+        if trace is not None:
+            trace("recv", data)
+        conn.receive_data(data)
+        event = conn.next_event()
+        if event is not NEED_DATA:
+            return event
+        data = _read_more(sock, deadline, reply_timeout)
+
+
+def _read_more(sock: Any, deadline: float, timeout: float | None) -> bytes:
+    """Read the rest of a reply whose first read started the ``deadline``.
+
+    The socket's timeout is the whole budget: it is cut to what is left of it
+    for this read, then put back.
+    """
+    if timeout is None:
+        data: bytes = sock.recv(READ_SIZE)
+        return data
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out waiting for the rest of a reply")
+    sock.settimeout(left)
+    try:
+        data = sock.recv(READ_SIZE)
+    finally:
+        sock.settimeout(timeout)
+    return data
