@@ -150,6 +150,11 @@ class BaseCommand:
     __slots__ = ()
     VERB: ClassVar[str] = ""
     ends_group: ClassVar[bool] = True
+    _verb_lower: ClassVar[str] = ""  # VERB.lower(), made once per class
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._verb_lower = cls.VERB.lower()
 
     @property
     def verb(self) -> str:
@@ -162,7 +167,9 @@ class BaseCommand:
 
     def line(self, lowercase: bool = False) -> str:
         """The command line without CRLF; ``lowercase`` writes the verb as smtplib does."""
-        verb = self.verb.lower() if lowercase else self.verb
+        # VERB, not the verb property: a class whose verb is not its VERB
+        # (Command) writes its own line.
+        verb = self._verb_lower if lowercase else self.VERB
         args = self.arguments(lowercase)
         return f"{verb} {args}" if args else verb
 
@@ -186,6 +193,9 @@ class Ehlo(BaseCommand):
     def arguments(self, lowercase: bool = False) -> str:
         return self.name
 
+    def line(self, lowercase: bool = False) -> str:
+        return f"{self._verb_lower if lowercase else self.VERB} {self.name}"
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -202,6 +212,9 @@ class Helo(BaseCommand):
     def arguments(self, lowercase: bool = False) -> str:
         return self.name
 
+    def line(self, lowercase: bool = False) -> str:
+        return f"{self._verb_lower if lowercase else self.VERB} {self.name}"
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -217,6 +230,9 @@ class Lhlo(BaseCommand):
 
     def arguments(self, lowercase: bool = False) -> str:
         return self.name
+
+    def line(self, lowercase: bool = False) -> str:
+        return f"{self._verb_lower if lowercase else self.VERB} {self.name}"
 
 
 @final

@@ -54,6 +54,8 @@ __all__ = ["Connection", "TLSPolicy"]
 TLSPolicy = Literal["required", "opportunistic", "none"]
 
 _INPUT_OF: dict[type[BaseCommand], Input] = {
+    Unchecked: Input.UNCHECKED,
+    Bdat: Input.BDAT,
     Ehlo: Input.HELLO,
     Helo: Input.HELLO,
     Lhlo: Input.HELLO,
@@ -72,8 +74,14 @@ _INPUT_OF: dict[type[BaseCommand], Input] = {
 _SIDE_EFFECTS = frozenset(
     {Input.RCPT, Input.HELLO, Input.AUTH, Input.AUTH_RESPONSE, Input.STARTTLS}
 )
+# What send() does not turn into a command line (one set lookup sorts them out).
+_NOT_PLAIN = frozenset(
+    {Input.UNCHECKED, Input.BDAT, Input.BDAT_LAST, Input.CONTENT, Input.END_OF_DATA}
+)
+_AUTH_INPUTS = frozenset({Input.AUTH, Input.AUTH_RESPONSE})  # lines up to MAX_AUTH_LINE
 # What next_event uses for every reply, as module constants (one lookup less).
 _TLS, _UNCHECKED, _POSITIVE, _RCPT = State.TLS, Input.UNCHECKED, Outcome.POSITIVE, Input.RCPT
+_OTHER = Input.OTHER
 _transition = TRANSITIONS.get
 # What send() may take: the table without the rows only a reply may take.
 _SEND_TRANSITIONS = {key: state for key, state in TRANSITIONS.items() if key[:2] not in REPLY_ONLY}
@@ -145,6 +153,16 @@ class _Pending(NamedTuple):
     hoped: State | None = None
 
 
+# What a new connection waits for: the greeting, which no command drew.
+_AWAIT_GREETING = _Pending(None, Input.GREETING, Outcome.POSITIVE, True)
+# Before EHLO, after HELO and after TLS: nothing advertised (the view is immutable).
+_NO_EXTENSIONS = Extensions()
+# The inputs _check_against_server has something to check for (RCPT is checked in send).
+_CHECKED_AGAINST_SERVER = frozenset(
+    {Input.MAIL, Input.HELLO, Input.DATA, Input.AUTH, Input.STARTTLS, Input.OTHER}
+)
+
+
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
     parsed = {}
     for param in params:
@@ -198,14 +216,12 @@ class Connection:
         self._authenticated = False
         self._state = State.GREETING
         self._projected = State.CONNECTED  # what the hoped-for 220 greeting leads to
-        self._pending: deque[_Pending] = deque(
-            [_Pending(None, Input.GREETING, Outcome.POSITIVE, ends_group=True)]
-        )
+        self._pending: deque[_Pending] = deque((_AWAIT_GREETING,))
         self._reader = ReplyReader()
         # Bound once: receive_data and next_event run for every read and reply.
         self._feed = self._reader.feeder
         self._next_reply = self._reader.next_reply
-        self._set_extensions(Extensions())
+        self._extensions = _NO_EXTENSIONS
         self._tx = _Transaction()
         self._eof = False
         self._error: str | None = None
@@ -295,7 +311,7 @@ class Connection:
             self._state = self._projected = target
             if code == 421:  # "service not available, closing" as a greeting
                 self._state = self._projected = State.CLOSED
-            return Greeting(code, lines)
+            return _tuple_new(Greeting, (code, lines))
         if outcome is _POSITIVE and inp in _SIDE_EFFECTS:
             if inp is _RCPT:
                 self._tx.accepted.append(recipient)  # type: ignore[arg-type]  # RCPT sets it
@@ -337,15 +353,11 @@ class Connection:
         inp = entry.input
         if inp is Input.HELLO:
             helo = type(entry.command) is Helo
-            self._set_extensions(Extensions() if helo else Extensions.from_ehlo_lines(lines))
+            self._extensions = _NO_EXTENSIONS if helo else Extensions.from_ehlo_lines(lines)
         elif inp is Input.AUTH or inp is Input.AUTH_RESPONSE:
             self._authenticated = True
         elif inp is Input.STARTTLS and self._reader.has_unparsed():
             self._fail_remote("bytes received after the 220 reply to STARTTLS")
-
-    def _set_extensions(self, extensions: Extensions) -> None:
-        self._extensions = extensions
-        self._pipelining = extensions.pipelining  # read by send() for every command
 
     def _reproject(self) -> None:
         """Recompute the state the outstanding commands lead to, after a surprise."""
@@ -381,17 +393,17 @@ class Connection:
         if self._error is not None:
             raise LocalProtocolError(f"connection is in the ERROR state: {self._error}")
         # One dictionary lookup classifies the command; the checks below then
-        # compare enum members (no calls), since send() runs once per command.
-        kind = type(command)
-        inp = _INPUT_OF.get(kind, Input.OTHER)
-        if kind is Unchecked:
-            raise LocalProtocolError("raw bytes go through send_unchecked(), not send()")
-        if kind is Bdat:
-            inp = Input.BDAT_LAST if cast(Bdat, command).last else Input.BDAT
-        expected = _EXPECTED.get(inp, Outcome.POSITIVE)
+        # compare enum members (few calls), since send() runs once per command.
+        inp = _INPUT_OF.get(type(command), _OTHER)
+        if inp in _NOT_PLAIN:
+            if inp is _UNCHECKED:
+                raise LocalProtocolError("raw bytes go through send_unchecked(), not send()")
+            if inp is Input.BDAT and cast(Bdat, command).last:
+                inp = Input.BDAT_LAST
+        expected = _EXPECTED.get(inp, _POSITIVE)
         if self._pending:
             last = self._pending[-1]
-            if last.ends_group or not self._pipelining:
+            if last.ends_group or not self._extensions.pipelining:
                 waiting = "the greeting" if last.command is None else last.command.verb
                 raise LocalProtocolError(
                     f"cannot send {command.verb} before the reply to {waiting}"
@@ -400,17 +412,8 @@ class Connection:
         target = _SEND_TRANSITIONS.get((self._projected, inp, expected))
         if target is None:
             raise LocalProtocolError(f"cannot send {command.verb} in state {self._projected.name}")
-        if inp is Input.CONTENT:
-            self._projected = target
-            assert self._tx.encoder is not None  # DATA, which made it, drew the 354
-            return self._tx.encoder.encode(cast(Content, command).data)
-        if inp is Input.END_OF_DATA:
-            self._expect_verdict(command, Input.END_OF_DATA)
-            self._projected = target
-            assert self._tx.encoder is not None
-            return self._tx.encoder.end()
-        if inp is Input.BDAT or inp is Input.BDAT_LAST:
-            return self._send_bdat(cast(Bdat, command), inp, target)
+        if inp in _NOT_PLAIN:
+            return self._send_not_a_line(command, inp, target)
         recipient = None
         if inp is _RCPT:
             # RCPT's checks here rather than in _check_against_server: there
@@ -424,16 +427,15 @@ class Connection:
                     f"{rcpt.recipient!r}"
                 )
             recipient = rcpt.recipient
-        else:
+        elif inp in _CHECKED_AGAINST_SERVER:
             self._check_against_server(command, inp)
         data = (command.line(self.lowercase_commands) + "\r\n").encode()
-        limit = (
-            MAX_AUTH_LINE if inp is Input.AUTH or inp is Input.AUTH_RESPONSE else MAX_COMMAND_LINE
-        )
-        if len(data) > limit:
-            raise LocalProtocolError(
-                f"{command.verb} line is {len(data)} octets, over the limit of {limit}"
-            )
+        if len(data) > MAX_COMMAND_LINE:
+            limit = MAX_AUTH_LINE if inp in _AUTH_INPUTS else MAX_COMMAND_LINE
+            if len(data) > limit:
+                raise LocalProtocolError(
+                    f"{command.verb} line is {len(data)} octets, over the limit of {limit}"
+                )
         if inp is Input.MAIL:
             params = _parse_params(cast(Mail, command).params)
             self._tx = _Transaction(
@@ -449,6 +451,19 @@ class Connection:
         )
         self._projected = target
         return data
+
+    def _send_not_a_line(self, command: BaseCommand, inp: Input, target: State) -> bytes:
+        """The rest of send() for message content, its end and BDAT."""
+        if inp is Input.CONTENT:
+            self._projected = target
+            assert self._tx.encoder is not None  # DATA, which made it, drew the 354
+            return self._tx.encoder.encode(cast(Content, command).data)
+        if inp is Input.END_OF_DATA:
+            self._expect_verdict(command, Input.END_OF_DATA)
+            self._projected = target
+            assert self._tx.encoder is not None
+            return self._tx.encoder.end()
+        return self._send_bdat(cast(Bdat, command), inp, target)
 
     def send_unchecked(self, data: bytes, *, replies: int = 1) -> bytes:
         """UNSAFE: return ``data`` to be written exactly as given, unchecked.
@@ -561,7 +576,7 @@ class Connection:
             if not self._extensions.starttls:
                 # RFC 3207 §4: a client sends STARTTLS only to a server that offers it.
                 raise LocalProtocolError("STARTTLS was not offered by the server")
-        elif inp is Input.OTHER and command.has_non_ascii() and not self._extensions.smtputf8:
+        elif command.has_non_ascii() and not self._extensions.smtputf8:  # Input.OTHER
             raise LocalProtocolError(
                 f"non-ASCII {command.verb} needs SMTPUTF8, which the server did not offer"
             )
@@ -624,5 +639,5 @@ class Connection:
         if target is None or self._error is not None:
             raise LocalProtocolError(f"no TLS handshake is due in state {self._state.name}")
         self._state = self._projected = target
-        self._set_extensions(Extensions())
+        self._extensions = _NO_EXTENSIONS
         self._tls_active = True

@@ -19,7 +19,8 @@ class Extensions(Mapping[str, str]):
     any of them; the properties give typed access to the ones the engine uses.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_lines")
+    _lines: tuple[bytes, ...]  # set only by from_ehlo_lines, until parsed
 
     def __init__(self, items: Mapping[str, str] | None = None) -> None:
         # Keys are upper-cased here too, or a caller's {"size": ...} could never
@@ -39,26 +40,10 @@ class Extensions(Mapping[str, str]):
         ``AUTH=LOGIN PLAIN`` line (from drafts of RFC 2554, still sent by old
         Microsoft Exchange and Lotus Domino servers), as smtplib does.
         """
-        items: dict[str, str] = {}
-        auth: list[str] = []
-        # One decode for the whole reply, split back into lines: a reply line
-        # cannot hold "\n" (the reader refuses control characters).
-        for text in b"\n".join(lines[1:]).decode("utf-8", "replace").split("\n"):
-            keyword, _, params = text.strip().partition(" ")
-            if not keyword[:1].isalnum() or not keyword.isascii():
-                continue
-            upper = keyword.upper()
-            if upper == "AUTH" or upper.startswith("AUTH="):
-                found = [keyword[5:], *params.split()]
-                auth += [m for m in found if m and m not in auth]
-                items.setdefault("AUTH", "")
-                continue
-            if upper not in items:
-                items[upper] = " ".join(params.split()) if params else ""
-        if auth:
-            items["AUTH"] = " ".join(auth)
+        # Parsed on first use (see _parse_on_first_use): a session that only greets
+        # and quits never reads them, and parsing is most of an EHLO reply's cost.
         extensions = cls.__new__(cls)
-        extensions._items = items  # already upper-cased: no second pass
+        extensions._lines = lines
         return extensions
 
     def __getitem__(self, keyword: str) -> str:
@@ -154,3 +139,39 @@ class Extensions(Mapping[str, str]):
     def mt_priority(self) -> str | None:
         """MT-PRIORITY's policy name (RFC 6710), ``""`` if none given, ``None`` if absent."""
         return self._items.get("MT-PRIORITY")
+
+
+def _parse_ehlo_lines(lines: tuple[bytes, ...]) -> dict[str, str]:
+    """Upper-case keyword -> parameters, from the lines of a 250 EHLO reply."""
+    items: dict[str, str] = {}
+    auth: list[str] = []
+    # One decode for the whole reply, split back into lines: a reply line
+    # cannot hold "\n" (the reader refuses control characters).
+    for text in b"\n".join(lines[1:]).decode("utf-8", "replace").split("\n"):
+        keyword, _, params = text.strip().partition(" ")
+        if not keyword[:1].isalnum() or not keyword.isascii():
+            continue
+        upper = keyword.upper()
+        if upper == "AUTH" or upper.startswith("AUTH="):
+            found = [keyword[5:], *params.split()]
+            auth += [m for m in found if m and m not in auth]
+            items.setdefault("AUTH", "")
+            continue
+        if upper not in items:
+            items[upper] = " ".join(params.split()) if params else ""
+    if auth:
+        items["AUTH"] = " ".join(auth)
+    return items
+
+
+def _parse_on_first_use(self: Extensions, name: str) -> dict[str, str]:
+    """``Extensions.__getattr__``: runs only while the ``_items`` slot is empty."""
+    if name != "_items":
+        raise AttributeError(name)
+    self._items = _parse_ehlo_lines(self._lines)
+    return self._items
+
+
+# Set here rather than in the class body, where mypy would take it as a
+# promise that every attribute name exists (and stop catching typos).
+setattr(Extensions, "__getattr__", _parse_on_first_use)  # noqa: B010

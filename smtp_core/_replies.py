@@ -179,8 +179,8 @@ class ReplyReader:
                 data = incoming[0]
                 end = len(data) - 2
                 if (
-                    0 <= end <= _LONGEST_TEXT_LINE
-                    and data.find(b"\r\n") == end
+                    data.find(b"\r\n") == end  # fails fast for several lines
+                    and 0 <= end <= _LONGEST_TEXT_LINE
                     and len(data.translate(None, _CONTROL_OCTETS)) == end
                 ):
                     code = _LAST_LINE_HEADS.get(data[:4])
@@ -199,10 +199,32 @@ class ReplyReader:
                 line = ready.pop()
                 head = line[:4]
                 code = _LAST_LINE_HEADS.get(head)
-                if code is not None and clean and not self._lines:
-                    # A single-line reply, most of them: its length and text
-                    # were checked with the rest of the buffer in _split.
-                    return code, (line[4:],)
+                if clean:
+                    # Lengths and texts were checked with the rest of the
+                    # buffer in _split: only the heads are left to check.
+                    lines = self._lines
+                    if code is not None:
+                        if not lines:
+                            return code, (line[4:],)  # a single-line reply: most of them
+                        if head[:3] == self._code:  # the last line of a multiline reply
+                            lines.append(line[4:])
+                            texts = tuple(lines)
+                            lines.clear()
+                            return code, texts
+                    elif (digits := _CONTINUATION_HEADS.get(head)) is not None and (
+                        not lines or digits == self._code
+                    ):
+                        # A continuation line: take the ones after it with
+                        # the same head in one tight loop.
+                        self._code = digits
+                        lines.append(line[4:])
+                        while ready and ready[-1][:4] == head:
+                            lines.append(ready.pop()[4:])
+                        if len(lines) >= MAX_REPLY_LINES:
+                            raise RemoteProtocolError(
+                                f"reply has more than {MAX_REPLY_LINES} lines"
+                            )
+                        continue
                 if len(line) > _LONGEST_TEXT_LINE:
                     raise RemoteProtocolError(
                         f"reply line longer than {MAX_REPLY_LINE_LENGTH} octets: {line[:40]!r}..."
@@ -234,8 +256,23 @@ class ReplyReader:
 
     def _split(self) -> bool:
         """Move the whole lines of the buffer to ``_ready``; False if there are none."""
-        data, pos, scan = self._data, self._pos, self._scan
         incoming = self._incoming
+        if len(incoming) == 1 and not self._data:
+            data = incoming[0]
+            if data[-2:] == b"\r\n" and len(data) <= _WINDOW:
+                # The usual read: whole lines, nothing left over.
+                incoming.clear()
+                lines = data.split(b"\r\n")
+                lines.pop()  # the empty string after the last CRLF
+                self._clean = len(data) - len(data.translate(None, _CONTROL_OCTETS)) == 2 * len(
+                    lines
+                ) and (
+                    len(data) <= MAX_REPLY_LINE_LENGTH or max(map(len, lines)) <= _LONGEST_TEXT_LINE
+                )
+                lines.reverse()
+                self._ready = lines
+                return True
+        data, pos, scan = self._data, self._pos, self._scan
         if incoming:
             if pos < len(data):
                 incoming.insert(0, data[pos:])

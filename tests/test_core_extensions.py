@@ -378,3 +378,15 @@ def test_several_auth_lines_add_up() -> None:
     bare = Extensions.from_ehlo_lines((b"srv", b"AUTH"))
     assert "AUTH" in bare
     assert bare.auth == frozenset()
+
+
+def test_lines_are_parsed_on_first_use_and_only_then() -> None:
+    extensions = Extensions.from_ehlo_lines((b"mx.example", b"PIPELINING", b"SIZE 1000"))
+    assert extensions.pipelining
+    assert extensions.size == 1000
+    assert dict(extensions) == {"PIPELINING": "", "SIZE": "1000"}
+    # Unknown attributes are still an AttributeError, parsed or built directly.
+    with pytest.raises(AttributeError):
+        extensions.no_such_thing  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError):
+        Extensions().no_such_thing  # type: ignore[attr-defined]  # noqa: B018
