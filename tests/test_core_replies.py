@@ -193,6 +193,13 @@ INVALID: list[tuple[str, bytes, str]] = [
     ),
     ("one line too many", b"250-x\r\n" * MAX_REPLY_LINES + b"250 end\r\n", "more than 256 lines"),
     ("too many, no end", b"250-x\r\n" * MAX_REPLY_LINES, "more than 256 lines"),
+    # The same, in a read that also holds a control character: every line of
+    # it takes the line-by-line path, which counts too.
+    (
+        "too many, unclean read",
+        b"250-x\r\n" * MAX_REPLY_LINES + b"250 \x01\r\n",
+        "more than 256 lines",
+    ),
 ]
 
 
