@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import NamedTuple, final
+from typing import NamedTuple, Protocol, final
 
 from ._commands import BaseCommand
 from ._replies import enhanced_status
@@ -30,8 +30,67 @@ NEED_DATA = NeedData.NEED_DATA
 # compares equal to a plain tuple of the same values and can be unpacked.
 
 
+class _HasCodeAndLines(Protocol):
+    @property
+    def code(self) -> int: ...
+    @property
+    def lines(self) -> tuple[bytes, ...]: ...
+
+
+class _ReplyProperties:
+    """What both reply events work out from their code and lines."""
+
+    __slots__ = ()
+
+    @property
+    def text(self: _HasCodeAndLines) -> str:
+        """The text of every line, joined with ``\\n``; bytes that are not UTF-8 are replaced."""
+        return b"\n".join(self.lines).decode("utf-8", "replace")
+
+    @property
+    def enhanced(self: _HasCodeAndLines) -> tuple[int, int, int] | None:
+        """The RFC 3463 enhanced status code the first line starts with, if any (RFC 2034).
+
+        Worked out when asked for: most callers never look, and parsing it for
+        every reply cost a third of the reply parser's time.
+        """
+        return enhanced_status(self.code, self.lines[0]) if self.lines else None
+
+    @property
+    def is_positive(self: _HasCodeAndLines) -> bool:
+        """True for a 2yz reply (RFC 5321 §4.2.1, positive completion)."""
+        return 200 <= self.code < 300
+
+    @property
+    def is_intermediate(self: _HasCodeAndLines) -> bool:
+        """True for a 3yz reply (positive intermediate: send the rest)."""
+        return 300 <= self.code < 400
+
+    @property
+    def is_transient(self: _HasCodeAndLines) -> bool:
+        """True for a 4yz reply (transient negative: try again later)."""
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self: _HasCodeAndLines) -> bool:
+        """True for a 5yz reply (permanent negative: do not repeat as is)."""
+        return self.code >= 500
+
+
+class _GreetingFields(NamedTuple):
+    code: int
+    lines: tuple[bytes, ...]
+
+
+class _ReplyFields(NamedTuple):
+    command: BaseCommand
+    code: int
+    lines: tuple[bytes, ...]
+    recipient: str | None = None
+
+
 @final
-class Greeting(NamedTuple):
+class Greeting(_GreetingFields, _ReplyProperties):
     """The server's opening reply (RFC 5321 §4.3.1: 220 welcome, 554 go away).
 
     Attributes:
@@ -43,46 +102,11 @@ class Greeting(NamedTuple):
     ``is_transient``, ``is_permanent``.
     """
 
-    code: int
-    lines: tuple[bytes, ...]
-
-    @property
-    def text(self) -> str:
-        """The text of every line, joined with ``\\n``; bytes that are not UTF-8 are replaced."""
-        return b"\n".join(self.lines).decode("utf-8", "replace")
-
-    @property
-    def enhanced(self) -> tuple[int, int, int] | None:
-        """The RFC 3463 enhanced status code the first line starts with, if any (RFC 2034).
-
-        Worked out when asked for: most callers never look, and parsing it for
-        every reply cost a third of the reply parser's time.
-        """
-        return enhanced_status(self.code, self.lines[0]) if self.lines else None
-
-    @property
-    def is_positive(self) -> bool:
-        """True for a 2yz reply (RFC 5321 §4.2.1, positive completion)."""
-        return 200 <= self.code < 300
-
-    @property
-    def is_intermediate(self) -> bool:
-        """True for a 3yz reply (positive intermediate: send the rest)."""
-        return 300 <= self.code < 400
-
-    @property
-    def is_transient(self) -> bool:
-        """True for a 4yz reply (transient negative: try again later)."""
-        return 400 <= self.code < 500
-
-    @property
-    def is_permanent(self) -> bool:
-        """True for a 5yz reply (permanent negative: do not repeat as is)."""
-        return self.code >= 500
+    __slots__ = ()
 
 
 @final
-class Reply(NamedTuple):
+class Reply(_ReplyFields, _ReplyProperties):
     """A reply, paired with the command that drew it.
 
     Attributes:
@@ -99,44 +123,7 @@ class Reply(NamedTuple):
     ``is_transient``, ``is_permanent``.
     """
 
-    command: BaseCommand
-    code: int
-    lines: tuple[bytes, ...]
-    recipient: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The text of every line, joined with ``\\n``; bytes that are not UTF-8 are replaced."""
-        return b"\n".join(self.lines).decode("utf-8", "replace")
-
-    @property
-    def enhanced(self) -> tuple[int, int, int] | None:
-        """The RFC 3463 enhanced status code the first line starts with, if any (RFC 2034).
-
-        Worked out when asked for: most callers never look, and parsing it for
-        every reply cost a third of the reply parser's time.
-        """
-        return enhanced_status(self.code, self.lines[0]) if self.lines else None
-
-    @property
-    def is_positive(self) -> bool:
-        """True for a 2yz reply (RFC 5321 §4.2.1, positive completion)."""
-        return 200 <= self.code < 300
-
-    @property
-    def is_intermediate(self) -> bool:
-        """True for a 3yz reply (positive intermediate: send the rest)."""
-        return 300 <= self.code < 400
-
-    @property
-    def is_transient(self) -> bool:
-        """True for a 4yz reply (transient negative: try again later)."""
-        return 400 <= self.code < 500
-
-    @property
-    def is_permanent(self) -> bool:
-        """True for a 5yz reply (permanent negative: do not repeat as is)."""
-        return self.code >= 500
+    __slots__ = ()
 
 
 @final
