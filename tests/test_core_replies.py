@@ -477,3 +477,39 @@ def test_partial_reply_constant_is_partial() -> None:
     assert run.replies == []
     assert run.error is None
     assert run.reader.has_unparsed()
+
+
+# -- reads larger than the split window ---------------------------------------------
+
+
+@pytest.mark.parametrize("shift", [0, 1, 7, 13])
+def test_a_read_larger_than_the_split_window(shift: int) -> None:
+    """One read of ~200 KiB holding thousands of replies, a multiline one among them
+    wherever the 64 KiB window falls: the same replies as byte-sized reads give,
+    and the reader never splits more than a window at once."""
+    from smtp_core._replies import _WINDOW
+
+    single = b"250 2.1.5 Ok\r\n"
+    multi = b"250-first\r\n" + b"250-middle\r\n" * 40 + b"250 last\r\n"
+    data = b"220 x\r\n" * shift + single * 5000 + multi + single * 9000 + multi
+    assert len(data) > 3 * _WINDOW
+    reader = ReplyReader()
+    reader.feed(data)
+    whole = []
+    while (reply := take(reader)) is not None:
+        whole.append(reply)
+        assert len(reader._ready) <= _WINDOW // 2  # lines cut from one window at most
+    assert len(whole) == shift + 14002
+    assert whole[shift + 5000] == reply_of(multi)
+    assert whole[-1] == reply_of(multi)
+    assert not reader.has_unparsed()
+    # Fed in reads of 997 octets (no divisor of any line length) it is the same.
+    run = read_replies([data[i : i + 997] for i in range(0, len(data), 997)])
+    assert run.error is None
+    assert run.replies == whole
+
+
+def reply_of(data: bytes) -> Parsed:
+    """The one reply ``data`` holds, parsed without the reader."""
+    lines = data.split(b"\r\n")[:-1]
+    return Parsed(int(lines[0][:3]), tuple(line[4:] for line in lines))
