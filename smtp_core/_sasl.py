@@ -34,22 +34,37 @@ verify, or a SCRAM ``e=`` error.  Neither changes a :class:`Connection`; the
 procedure decides.  Plain misuse (an unknown mechanism name, a missing
 password) raises ``ValueError`` or ``TypeError``.
 
+Layout
+------
+The common ground (the errors, credential checks, :class:`SASLMechanism` and
+the client-first base) lives in :mod:`smtp_core._saslbase`, the SCRAM family
+in :mod:`smtp_core._scram`; this module holds PLAIN, LOGIN, CRAM-MD5, XOAUTH2,
+OAUTHBEARER and the choice of mechanism, and re-exports every public name of
+the other two, so ``smtp_core._sasl`` still offers all of them.
+
 No message ever shows a password or a token.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
-import secrets
-from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from typing import ClassVar, Final, final
 
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from ._saslprep import SASLprepError, saslprep
+from ._saslbase import (
+    LocalSASLError,
+    RemoteSASLError,
+    SASLError,
+    SASLMechanism,
+    _ClientFirst,
+    _no_controls,
+    _prepared,
+    _saslname,
+    _text,
+)
+from ._scram import MAX_SCRAM_ITERATIONS, MIN_SCRAM_ITERATIONS, ScramSHA1, ScramSHA256, _Scram
 
 __all__ = [
     "MAX_SCRAM_ITERATIONS",
@@ -76,93 +91,9 @@ PASSWORD_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN
 #: The bearer-token mechanisms, the standard one (RFC 7628) first.
 TOKEN_MECHANISMS: Final = ("OAUTHBEARER", "XOAUTH2")
 
-# RFC 7677 §4: "the hash iteration-count announced by a server SHOULD be at
-# least 4096".  A lower count makes a stolen exchange cheap to brute-force, so
-# it is refused unless the caller lowers the floor.
-MIN_SCRAM_ITERATIONS: Final = 4096
-# Not in any RFC: the count is the server's to choose and costs the client CPU,
-# so a hostile server could ask for 2**31 rounds.  A million PBKDF2 rounds take
-# well under a second.
-MAX_SCRAM_ITERATIONS: Final = 1_000_000
-
-# RFC 5802 §7: printable = %x21-2B / %x2D-7E ;; Printable ASCII except ","
-_NONCE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
-# base64 = *base64-4 [base64-3 / base64-2], here with at least one group.
-_B64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)"
-# extensions = attr-val *("," attr-val);  attr-val = ALPHA "=" value;
-# value = 1*value-char;  value-char = <UTF8-char except NUL, "=" and ",">
-# Server messages are decoded with "surrogateescape", so a byte that is not
-# UTF-8 becomes a lone surrogate, which no value-char matches.
-_VALUE = r"[^\x00=,\ud800-\udfff]+"
-_EXTENSIONS = rf"(?:,[A-Za-z]={_VALUE})*"
-# server-first-message = [reserved-mext ","] nonce "," salt ","
-#                        iteration-count ["," extensions]
-# (reserved-mext is refused before this pattern is tried; the count is bounded
-# at ten digits so that no string reaches int()'s digit limit.)
-_SERVER_FIRST = re.compile(
-    rf"r=(?P<nonce>{_NONCE.pattern}),s=(?P<salt>{_B64}),i=(?P<iterations>[1-9][0-9]{{0,9}})"
-    + _EXTENSIONS
-)
-# server-final-message = (server-error / verifier) ["," extensions]
-_SERVER_FINAL = re.compile(rf"(?:e=(?P<error>{_VALUE})|v=(?P<verifier>{_B64})){_EXTENSIONS}")
 # RFC 6750 §2.1 b64token is stricter; any visible ASCII is accepted here, which
 # still keeps the ^A separators of XOAUTH2 and OAUTHBEARER out of a token.
 _VCHARS = re.compile(r"[\x21-\x7e]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class SASLError(ProtocolError):
-    """Base class of the SASL errors (never raised itself)."""
-
-
-class LocalSASLError(SASLError, LocalProtocolError):
-    """The caller's credentials cannot be sent, or a mechanism was used out of order."""
-
-
-class RemoteSASLError(SASLError, RemoteProtocolError):
-    """The server's challenge breaks the mechanism, or the server failed to prove itself.
-
-    Attributes:
-        server_error: the value of a SCRAM ``e=`` attribute (``"invalid-proof"``,
-            ...) when the server reported an error that way, else ``None``.
-    """
-
-    def __init__(self, message: str, server_error: str | None = None) -> None:
-        super().__init__(message)
-        self.server_error = server_error
-
-
-def _text(what: str, value: str) -> bytes:
-    """UTF-8 of a credential that needs no preparation."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    try:
-        return value.encode()
-    except UnicodeEncodeError:
-        raise LocalSASLError(f"{what} is not encodable as UTF-8") from None
-
-
-def _prepared(what: str, value: str) -> bytes:
-    """UTF-8 of a credential after SASLprep, which must leave something."""
-    try:
-        prepared = saslprep(value, what=what)
-    except SASLprepError as exc:
-        raise LocalSASLError(f"refused by SASLprep (RFC 4013): {exc}") from None
-    if not prepared:
-        raise LocalSASLError(f"{what} is empty after SASLprep (RFC 4013)")
-    return prepared.encode()
-
-
-def _no_controls(what: str, value: str) -> bytes:
-    """UTF-8 of an identity that may hold no control characters."""
-    if _CONTROL.search(value):
-        raise LocalSASLError(f"{what} contains a control character: {value!r}")
-    return _text(what, value)
-
-
-def _saslname(what: str, value: str) -> bytes:
-    """RFC 5801 §4 saslname: "," and "=" escaped as "=2C" and "=3D"."""
-    return _no_controls(what, value).replace(b"=", b"=3D").replace(b",", b"=2C")
 
 
 def _bearer_token(token: str) -> bytes:
@@ -171,116 +102,6 @@ def _bearer_token(token: str) -> bytes:
     if not _VCHARS.fullmatch(token):
         raise LocalSASLError("token is empty or holds characters other than visible ASCII")
     return token.encode()
-
-
-class SASLMechanism(ABC):
-    """One client side of one SASL exchange.
-
-    Attributes:
-        name: the mechanism's registered name, e.g. ``"PLAIN"`` (class attribute).
-    """
-
-    __slots__ = ()
-    name: ClassVar[str]
-
-    @abstractmethod
-    def initial_response(self) -> bytes | None:
-        """Give the raw bytes to send with ``AUTH NAME`` (RFC 4954 §4).
-
-        Returns:
-            The initial response, which the caller base64-encodes (an empty one
-            goes on the wire as ``=``), or ``None`` when the server must send a
-            challenge first.
-
-        Raises:
-            LocalSASLError: if the exchange has already started.
-        """
-
-    @abstractmethod
-    def respond(self, challenge: bytes) -> bytes:
-        """Answer one server challenge.
-
-        Args:
-            challenge: the decoded text of a ``334`` reply.
-
-        Returns:
-            The raw response, which the caller base64-encodes.
-
-        Raises:
-            RemoteSASLError: the challenge breaks the mechanism or comes out
-                of turn; the exchange cannot go on and should be cancelled.
-        """
-
-    @property
-    @abstractmethod
-    def done(self) -> bool:
-        """Whether the client has said all it has to say (and, for SCRAM, verified the server)."""
-
-    def finish(self, server_final: bytes | None = None) -> None:
-        """Check that the exchange may end now that the server reported success.
-
-        Args:
-            server_final: "additional data with success", for protocols that
-                carry it; SMTP does not, so the AUTH procedure passes nothing.
-
-        Raises:
-            RemoteSASLError: the server reported success before the exchange
-                was complete (for SCRAM, before proving it knows the password),
-                or sent additional data the mechanism does not expect or that
-                fails to verify.
-        """
-        if server_final is not None:
-            self._server_final(server_final)
-        if not self.done:
-            raise RemoteSASLError(
-                f"{self.name}: the server reported success before the exchange was complete"
-            )
-
-    def _server_final(self, data: bytes) -> None:
-        raise RemoteSASLError(f"{self.name}: unexpected additional data with success: {data!r}")
-
-    def _unexpected(self, challenge: bytes) -> RemoteSASLError:
-        return RemoteSASLError(f"{self.name}: unexpected challenge {challenge!r}")
-
-
-class _ClientFirst(SASLMechanism):
-    """A mechanism whose client speaks first (RFC 4422 §5 "client-first")."""
-
-    __slots__ = ("_first", "_started")
-
-    def __init__(self, first: bytes) -> None:
-        self._first = first
-        self._started = False
-
-    def initial_response(self) -> bytes:
-        """Give the client's first message (see :meth:`SASLMechanism.initial_response`)."""
-        if self._started:
-            raise LocalSASLError(f"{self.name}: initial_response() after the exchange started")
-        self._started = True
-        return self._first
-
-    def respond(self, challenge: bytes) -> bytes:
-        """Answer one server challenge (see :meth:`SASLMechanism.respond`)."""
-        if not self._started:
-            # RFC 4422 §5: without an initial response, the server of a
-            # client-first mechanism opens with an empty challenge.
-            if challenge:
-                raise RemoteSASLError(
-                    f"{self.name}: the first challenge of a client-first mechanism"
-                    f" must be empty, got {challenge!r}"
-                )
-            self._started = True
-            return self._first
-        return self._next(challenge)
-
-    @property
-    def done(self) -> bool:
-        """Whether the client's message has been given out."""
-        return self._started
-
-    @abstractmethod
-    def _next(self, challenge: bytes) -> bytes:
-        """Answer a challenge that follows the client's first message."""
 
 
 @final
@@ -506,173 +327,6 @@ class OAuthBearer(_Bearer):
             pairs += b"port=%d\x01" % port
         token_pair = b"auth=Bearer " + _bearer_token(token) + b"\x01"
         super().__init__(header + b"\x01" + pairs + token_pair + b"\x01")
-
-
-class _Scram(_ClientFirst):
-    """SCRAM (RFC 5802) without channel binding, for one hash function."""
-
-    __slots__ = (
-        "_client_first_bare",
-        "_gs2_header",
-        "_max_iterations",
-        "_min_iterations",
-        "_nonce",
-        "_password",
-        "_server_signature",
-        "_verified",
-    )
-    _hash: ClassVar[str]
-
-    def __init__(
-        self,
-        username: str,
-        password: str,
-        *,
-        authzid: str | None = None,
-        nonce: str | None = None,
-        min_iterations: int = MIN_SCRAM_ITERATIONS,
-        max_iterations: int = MAX_SCRAM_ITERATIONS,
-    ) -> None:
-        if not 1 <= min_iterations <= max_iterations:
-            raise ValueError(
-                f"need 1 <= min_iterations <= max_iterations, not {min_iterations!r}"
-                f" and {max_iterations!r}"
-            )
-        if nonce is None:
-            nonce = secrets.token_urlsafe(24)  # RFC 5802 §5.1 r: printable, no ","
-        elif not _NONCE.fullmatch(nonce):
-            raise ValueError(f"nonce must be printable ASCII without ',': {nonce!r}")
-        # RFC 5802 §5.1 n: the user name is prepared as a query string, and
-        # escaped as a saslname.  §2.2 treats the password as a "stored
-        # string", which would forbid code points unassigned in Unicode 3.2;
-        # like the user name it is prepared as a query here, since 3.2 lacks
-        # every character added since 2002 and a server that stored such a
-        # password can only have prepared it leniently.
-        user = _prepared("username", username).replace(b"=", b"=3D").replace(b",", b"=2C")
-        zid = b"" if not authzid else b"a=" + _saslname("authzid", authzid)
-        self._password = _prepared("password", password)
-        self._gs2_header = b"n," + zid + b","
-        self._nonce = nonce
-        self._client_first_bare = b"n=" + user + b",r=" + nonce.encode()
-        self._min_iterations = min_iterations
-        self._max_iterations = max_iterations
-        self._server_signature: bytes | None = None
-        self._verified = False
-        super().__init__(self._gs2_header + self._client_first_bare)
-
-    @property
-    def done(self) -> bool:
-        """Whether the server signature has been verified."""
-        return self._verified
-
-    def _hmac(self, key: bytes, message: bytes) -> bytes:
-        return hmac.new(key, message, self._hash).digest()
-
-    def _next(self, challenge: bytes) -> bytes:
-        if self._server_signature is None:
-            return self._client_final(challenge)
-        self._check_server_final(challenge)
-        return b""
-
-    def _server_final(self, data: bytes) -> None:
-        if self._server_signature is None:
-            super()._server_final(data)
-        self._check_server_final(data)
-
-    def _client_final(self, server_first: bytes) -> bytes:
-        """RFC 5802 §3: check server-first-message and compute the proof."""
-        if server_first.startswith(b"m="):
-            raise RemoteSASLError(
-                f"{self.name}: the server requires an extension we do not know: {server_first!r}"
-            )
-        text = server_first.decode("utf-8", "surrogateescape")
-        # RFC 5802 sends e= in the final message only; erratum 5271 (reported,
-        # not verified) lets a server fail at once with it instead of a nonce.
-        error = _SERVER_FINAL.fullmatch(text)
-        if error is not None and error["error"] is not None:
-            raise self._server_error(error["error"])
-        match = _SERVER_FIRST.fullmatch(text)
-        if match is None:
-            raise RemoteSASLError(f"{self.name}: malformed server-first-message {server_first!r}")
-        nonce = match["nonce"]
-        if not nonce.startswith(self._nonce):
-            raise RemoteSASLError(
-                f"{self.name}: the server nonce {nonce!r} does not extend ours {self._nonce!r}"
-            )
-        iterations = int(match["iterations"])
-        if not self._min_iterations <= iterations <= self._max_iterations:
-            raise RemoteSASLError(
-                f"{self.name}: iteration count {iterations} is outside the accepted"
-                f" {self._min_iterations} to {self._max_iterations} (RFC 7677 §4)"
-            )
-        salt = base64.b64decode(match["salt"])
-        salted = hashlib.pbkdf2_hmac(self._hash, self._password, salt, iterations)
-        client_key = self._hmac(salted, b"Client Key")
-        stored_key = hashlib.new(self._hash, client_key).digest()
-        without_proof = b"c=" + base64.b64encode(self._gs2_header) + b",r=" + nonce.encode("ascii")
-        auth_message = b",".join((self._client_first_bare, server_first, without_proof))
-        signature = self._hmac(stored_key, auth_message)
-        proof = (int.from_bytes(client_key, "big") ^ int.from_bytes(signature, "big")).to_bytes(
-            len(client_key), "big"
-        )
-        self._server_signature = self._hmac(self._hmac(salted, b"Server Key"), auth_message)
-        return without_proof + b",p=" + base64.b64encode(proof)
-
-    def _server_error(self, error: str) -> RemoteSASLError:
-        return RemoteSASLError(f"{self.name}: the server reports {error!r}", server_error=error)
-
-    def _check_server_final(self, server_final: bytes) -> None:
-        """RFC 5802 §3: the client "MUST verify" ServerSignature."""
-        assert self._server_signature is not None
-        if self._verified:
-            raise self._unexpected(server_final)
-        match = _SERVER_FINAL.fullmatch(server_final.decode("utf-8", "surrogateescape"))
-        if match is None:
-            raise RemoteSASLError(f"{self.name}: malformed server-final-message {server_final!r}")
-        if match["error"] is not None:
-            raise self._server_error(match["error"])
-        if not hmac.compare_digest(base64.b64decode(match["verifier"]), self._server_signature):
-            raise RemoteSASLError(
-                f"{self.name}: the server signature does not verify: {server_final!r}"
-            )
-        self._verified = True
-
-
-@final
-class ScramSHA1(_Scram):
-    """SCRAM-SHA-1 (RFC 5802), without channel binding.
-
-    Args:
-        username: the user name, prepared with SASLprep and escaped.
-        password: the password, prepared with SASLprep.
-        authzid: an authorization identity for the GS2 header, or ``None``.
-        nonce: the client nonce; leave ``None`` for a fresh random one (tests
-            pass the RFC's).
-        min_iterations: the lowest iteration count accepted from the server.
-        max_iterations: the highest, which bounds the CPU a server can cost us.
-
-    Raises:
-        LocalSASLError: SASLprep refuses the user name or password or leaves
-            either empty, or ``authzid`` holds control characters.
-        ValueError: a nonce with characters other than printable ASCII
-            without ``,``, or iteration bounds out of order.
-    """
-
-    __slots__ = ()
-    name = "SCRAM-SHA-1"
-    _hash = "sha1"
-
-
-@final
-class ScramSHA256(_Scram):
-    """SCRAM-SHA-256 (RFC 7677), without channel binding.
-
-    Takes the same arguments, and raises the same errors, as :class:`ScramSHA1`.
-    """
-
-    __slots__ = ()
-    name = "SCRAM-SHA-256"
-    _hash = "sha256"
 
 
 _PASSWORD_CLASSES: Final[dict[str, type[Plain | Login | CramMD5 | ScramSHA1 | ScramSHA256]]] = {
