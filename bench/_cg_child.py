@@ -1,7 +1,8 @@
 """The sessions callgrind counts: ``_cg_child.py CLIENT HOST PORT N``.
 
 After the imports and one warm-up session (one message: lazy imports, regular
-expression caches, first-call costs), two sessions run between markers:
+expression caches, first-call costs; ``BENCH_WARMUPS=K`` for K of them), two
+sessions run between markers:
 
 1. connect, EHLO, QUIT (no message): the fixed cost of a session;
 2. connect, EHLO, N small messages to one recipient, QUIT.
@@ -31,6 +32,11 @@ import smtpclient._smtplib
 #: both smtplib and the facade, so address parsing is free after the warm-up
 #: (a what-if, to see the cost of everything else).
 MEMO_ENV = "BENCH_WHAT_IF_MEMO_ADDRESSES"
+#: Set by ``callgrind.py --warm-ups K``: K warm-up sessions instead of one.  The
+#: first counted session after one warm-up still pays CPython's one-time
+#: specialisation of every bytecode it runs (on its second execution); after
+#: several, the counts are the steady state of a long-running program.
+WARMUPS_ENV = "BENCH_WARMUPS"
 
 
 def main() -> None:
@@ -51,7 +57,8 @@ def main() -> None:
             count=n,
         )
 
-    prepare(1)()  # warm-up
+    for _ in range(int(os.environ.get(WARMUPS_ENV, "1"))):
+        prepare(1)()  # warm-up
     empty, full = prepare(0), prepare(count)
     gc.collect()
     os.getppid()  # marker: callgrind starts counting

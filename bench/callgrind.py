@@ -3,6 +3,7 @@
     python bench/callgrind.py            # N = 200 messages per session
     python bench/callgrind.py --quick    # N = 20
     python bench/callgrind.py --what-if-memo-addresses   # address parsing made free
+    python bench/callgrind.py --warm-ups 10   # after 10 warm-up sessions: the steady state
 
 For each client, ``bench/_cg_child.py`` runs, against postfix's smtp-sink,
 one warm-up session, then a session with no message (connect, EHLO, QUIT) and
@@ -65,7 +66,7 @@ def _summary(path: str) -> int:
 
 
 def instructions(
-    client: str, host: str, port: int, n: int, workdir: str, *, memo: bool = False
+    client: str, host: str, port: int, n: int, workdir: str, *, memo: bool = False, warmups: int = 1
 ) -> tuple[int, int, str]:
     """(Ir of the empty session, Ir of the session with n messages, the command)."""
     out = os.path.join(workdir, f"callgrind.{client.replace(' ', '_')}.out")
@@ -73,6 +74,7 @@ def instructions(
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if memo:
         env[_cg_child.MEMO_ENV] = "1"
+    env[_cg_child.WARMUPS_ENV] = str(warmups)
     proc = subprocess.run(argv, env=env, capture_output=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(argv)} failed:\n{proc.stderr.decode(errors='replace')}")
@@ -88,6 +90,13 @@ def main() -> None:
         "--what-if-memo-addresses",
         action="store_true",
         help="memoise quoteaddr in smtplib and smtpclient (address parsing free): a what-if",
+    )
+    parser.add_argument(
+        "--warm-ups",
+        type=int,
+        default=1,
+        metavar="K",
+        help="warm-up sessions before the counted ones (default 1; 10 gives the steady state)",
     )
     args = parser.parse_args()
     n = args.n or (20 if args.quick else 200)
@@ -105,7 +114,13 @@ def main() -> None:
         commands = []
         for client in _clients.CLIENTS:
             empty, full, cmd = instructions(
-                client, host, port, n, workdir, memo=args.what_if_memo_addresses
+                client,
+                host,
+                port,
+                n,
+                workdir,
+                memo=args.what_if_memo_addresses,
+                warmups=args.warm_ups,
             )
             results[client] = (empty, full, (full - empty) / n)
             commands.append(cmd)
@@ -115,6 +130,7 @@ def main() -> None:
         "connect + EHLO + QUIT with no message.\n"
     )
     prefix = f"{_cg_child.MEMO_ENV}=1 " if args.what_if_memo_addresses else ""
+    prefix += f"{_cg_child.WARMUPS_ENV}={args.warm_ups} "
     if prefix:
         print("WHAT-IF: `quoteaddr` memoised in smtplib and smtpclient (address parsing free).\n")
     print("Commands:\n")
