@@ -13,8 +13,8 @@ import base64
 from dataclasses import dataclass
 from typing import ClassVar, final
 
-from ._abnf import ADDRESS_LITERAL, DOMAIN, ESMTP_PARAM, FORBIDDEN_CHARS, MAILBOX, VERB
 from ._errors import LocalProtocolError
+from ._validation import check_address, check_domain, check_params, check_safe, check_verb
 
 __all__ = [
     "Auth",
@@ -40,12 +40,6 @@ __all__ = [
     "Vrfy",
 ]
 
-# RFC 5321 §4.5.3.1.3: "The maximum total length of a reverse-path or
-# forward-path is 256 octets (including the punctuation and element
-# separators)."  §4.5.3.1.1: local-part 64 octets; §4.5.3.1.2: domain 255.
-MAX_PATH_LENGTH = 256
-MAX_LOCAL_PART_LENGTH = 64
-MAX_DOMAIN_LENGTH = 255
 # RFC 5321 §4.5.3.1.4 sets 512 octets for a command line, and lets each SMTP
 # extension raise it for the parameters it adds (RFC 3461's ORCPT alone may
 # carry 500).  This bound is the engine's, applied in every mode, so that no
@@ -54,87 +48,6 @@ MAX_COMMAND_LINE = 2048
 # RFC 4954 §4: "the maximum line length of an AUTH command (and of a client
 # response) is 12288 octets", room for OAuth tokens and Kerberos tickets.
 MAX_AUTH_LINE = 12288
-
-
-def check_safe(what: str, value: str) -> None:
-    """Refuse CR, LF and NUL anywhere in ``value`` (every mode, every command).
-
-    Raises:
-        LocalProtocolError: naming ``what`` and showing the value.
-        TypeError: if ``value`` is not a ``str``.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    if FORBIDDEN_CHARS.search(value):
-        raise LocalProtocolError(f"{what} contains CR, LF or NUL: {value!r}")
-    if not value.isascii():
-        # A lone surrogate ("\udc80", what os.fsdecode makes of a bad byte)
-        # has no UTF-8 form: without this check the strict length checks
-        # raised UnicodeEncodeError, and a strict=False command was built that
-        # no line could carry.
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise LocalProtocolError(f"{what} is not encodable as UTF-8: {value!r}") from None
-
-
-def _check_address(what: str, address: str, strict: bool, *, null_ok: bool) -> None:
-    if strict and type(address) is str and address.isascii():
-        # The usual address, checked in one regex match: in ASCII the mailbox
-        # grammar admits no control character (so no CR, LF or NUL), and one
-        # character is one octet.
-        match = MAILBOX.fullmatch(address)
-        if match is not None and len(address) + 2 <= MAX_PATH_LENGTH:
-            if match.end("local") > MAX_LOCAL_PART_LENGTH:
-                raise LocalProtocolError(
-                    f"{what} local part is longer than {MAX_LOCAL_PART_LENGTH} octets: {address!r}"
-                )
-            return
-    check_safe(what, address)
-    if not strict:
-        if "<" in address or ">" in address:
-            raise LocalProtocolError(f"{what} contains '<' or '>': {address!r}")
-        return
-    if address == "" and null_ok:
-        return  # the null reverse-path "<>" (RFC 5321 §4.5.5)
-    match = MAILBOX.fullmatch(address)
-    if match is None:
-        raise LocalProtocolError(f"{what} is not an RFC 5321 mailbox: {address!r}")
-    if len(address.encode()) + 2 > MAX_PATH_LENGTH:
-        raise LocalProtocolError(f"{what} is longer than {MAX_PATH_LENGTH - 2} octets: {address!r}")
-    if len(match["local"].encode()) > MAX_LOCAL_PART_LENGTH:
-        raise LocalProtocolError(
-            f"{what} local part is longer than {MAX_LOCAL_PART_LENGTH} octets: {address!r}"
-        )
-
-
-def _check_params(what: str, params: tuple[str, ...], strict: bool) -> None:
-    if not isinstance(params, tuple):
-        raise TypeError(f"{what} parameters must be a tuple of str")
-    for param in params:
-        check_safe(f"{what} parameter", param)
-        if param == "" or " " in param:
-            raise LocalProtocolError(f"{what} parameter is empty or contains a space: {param!r}")
-        if strict and ESMTP_PARAM.fullmatch(param) is None:
-            raise LocalProtocolError(f"{what} parameter is not keyword[=value]: {param!r}")
-
-
-def _check_domain(what: str, name: str, strict: bool) -> None:
-    check_safe(what, name)
-    if name == "" or " " in name:
-        raise LocalProtocolError(f"{what} is empty or contains a space: {name!r}")
-    if not strict:
-        return
-    if ADDRESS_LITERAL.fullmatch(name) is None and DOMAIN.fullmatch(name) is None:
-        raise LocalProtocolError(f"{what} is neither a domain nor an address literal: {name!r}")
-    if len(name.encode()) > MAX_DOMAIN_LENGTH:
-        raise LocalProtocolError(f"{what} is longer than {MAX_DOMAIN_LENGTH} octets: {name!r}")
-
-
-# Verbs whose replies move the state table; see Command.
-_STATEFUL_VERBS = frozenset(
-    {"MAIL", "RCPT", "DATA", "BDAT", "EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "RSET", "QUIT"}
-)
 
 
 class BaseCommand:
@@ -188,7 +101,7 @@ class Ehlo(BaseCommand):
     VERB: ClassVar[str] = "EHLO"
 
     def __post_init__(self) -> None:
-        _check_domain("EHLO name", self.name, self.strict)
+        check_domain("EHLO name", self.name, self.strict)
 
     def arguments(self, lowercase: bool = False) -> str:
         return self.name
@@ -207,7 +120,7 @@ class Helo(BaseCommand):
     VERB: ClassVar[str] = "HELO"
 
     def __post_init__(self) -> None:
-        _check_domain("HELO name", self.name, self.strict)
+        check_domain("HELO name", self.name, self.strict)
 
     def arguments(self, lowercase: bool = False) -> str:
         return self.name
@@ -226,7 +139,7 @@ class Lhlo(BaseCommand):
     VERB: ClassVar[str] = "LHLO"
 
     def __post_init__(self) -> None:
-        _check_domain("LHLO name", self.name, self.strict)
+        check_domain("LHLO name", self.name, self.strict)
 
     def arguments(self, lowercase: bool = False) -> str:
         return self.name
@@ -259,8 +172,8 @@ class Mail(BaseCommand):
     ends_group: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        _check_address("MAIL sender", self.sender, self.strict, null_ok=True)
-        _check_params("MAIL", self.params, self.strict)
+        check_address("MAIL sender", self.sender, self.strict, null_ok=True)
+        check_params("MAIL", self.params, self.strict)
 
     def arguments(self, lowercase: bool = False) -> str:
         head = "from:" if lowercase else "FROM:"
@@ -296,9 +209,9 @@ class Rcpt(BaseCommand):
         if isinstance(recipient, str) and recipient.lower() == "postmaster":
             check_safe("RCPT recipient", recipient)  # §4.1.1.3: <Postmaster> needs no domain
         else:
-            _check_address("RCPT recipient", recipient, self.strict, null_ok=False)
+            check_address("RCPT recipient", recipient, self.strict, null_ok=False)
         if self.params != ():  # most RCPTs have none
-            _check_params("RCPT", self.params, self.strict)
+            check_params("RCPT", self.params, self.strict)
 
     def arguments(self, lowercase: bool = False) -> str:
         head = "to:" if lowercase else "TO:"
@@ -440,12 +353,7 @@ class Command(BaseCommand):
     def __post_init__(self) -> None:
         check_safe("command verb", self.name)
         check_safe("command argument", self.args)
-        if VERB.fullmatch(self.name) is None:
-            raise LocalProtocolError(f"command verb is not letters, digits and '-': {self.name!r}")
-        if self.name.upper() in _STATEFUL_VERBS:
-            raise LocalProtocolError(
-                f"{self.name.upper()} changes the session's state: use its own command class"
-            )
+        check_verb(self.name)
 
     def line(self, lowercase: bool = False) -> str:
         return f"{self.name} {self.args}" if self.args else self.name
