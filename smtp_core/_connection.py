@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, NoReturn, cast, final
+from typing import Literal, NoReturn, cast
 
+from ._checks import _CHECKED_AGAINST_SERVER, _parse_params, _ServerChecks
 from ._commands import (
     MAX_AUTH_LINE,
     MAX_COMMAND_LINE,
@@ -45,6 +45,7 @@ from ._events import (
     tuple_new,
 )
 from ._extensions import Extensions
+from ._records import _AWAIT_GREETING, _Pending, _Transaction
 from ._replies import ReplyReader
 from ._state import REPLY_ONLY, TRANSITIONS, Input, Outcome, State
 
@@ -98,80 +99,11 @@ _OUTCOME_OF_CLASS: tuple[Outcome, ...] = (
     Outcome.NEGATIVE,
     Outcome.NEGATIVE,
 )
-# ESMTP parameters of MAIL and the extension each needs (RFC 5321 §4.1.1.11:
-# a client must not use a parameter the server did not advertise).
-_PARAM_NEEDS = {
-    "SIZE": "SIZE",  # RFC 1870
-    "BODY": "8BITMIME",  # RFC 6152; BODY=BINARYMIME is checked on its own (RFC 3030)
-    "SMTPUTF8": "SMTPUTF8",  # RFC 6531
-    "RET": "DSN",  # RFC 3461
-    "ENVID": "DSN",
-    "NOTIFY": "DSN",
-    "ORCPT": "DSN",
-    "AUTH": "AUTH",  # RFC 4954 §5: MAIL FROM ... AUTH=<mailbox>
-    "REQUIRETLS": "REQUIRETLS",  # RFC 8689
-    "MT-PRIORITY": "MT-PRIORITY",  # RFC 6710
-    "BY": "DELIVERBY",  # RFC 2852
-}
-
-
-@final
-@dataclass(slots=True)
-class _Transaction:
-    """What one mail transaction carries from MAIL to its end."""
-
-    utf8: bool = False  # MAIL had SMTPUTF8: UTF-8 addresses allowed (RFC 6531)
-    binary: bool = False  # BODY=BINARYMIME: BDAT only, sent as is (RFC 3030)
-    accepted: list[str] = field(default_factory=list)
-    encoder: DataEncoder | None = None  # made when DATA is sent
-    chunker: DataEncoder | None = None  # made at the first BDAT
-
-    def copy(self) -> _Transaction:
-        """An independent copy (the encoders change in place)."""
-        return _Transaction(
-            self.utf8,
-            self.binary,
-            list(self.accepted),
-            None if self.encoder is None else self.encoder.clone(),
-            None if self.chunker is None else self.chunker.clone(),
-        )
-
-
-class _Pending(NamedTuple):
-    """A command waiting for its reply, and what the session hopes it gets."""
-
-    command: BaseCommand | None  # None: the greeting, which no command drew
-    input: Input
-    expected: Outcome
-    ends_group: bool
-    recipient: str | None = None
-    # TRANSITIONS[(source, input, expected)], looked up when the command was
-    # sent: if the state is still ``source`` when the hoped-for reply comes,
-    # next_event takes ``hoped`` without hashing a key (the usual case); any
-    # other reply, or source None, goes to the table.
-    source: State | None = None
-    hoped: State | None = None
-
-
-# What a new connection waits for: the greeting, which no command drew.
-_AWAIT_GREETING = _Pending(None, Input.GREETING, Outcome.POSITIVE, True)
 # Before EHLO, after HELO and after TLS: nothing advertised (the view is immutable).
 _NO_EXTENSIONS = Extensions()
-# The inputs _check_against_server has something to check for (RCPT is checked in send).
-_CHECKED_AGAINST_SERVER = frozenset(
-    {Input.MAIL, Input.HELLO, Input.DATA, Input.AUTH, Input.STARTTLS, Input.OTHER}
-)
 
 
-def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
-    parsed = {}
-    for param in params:
-        keyword, _, value = param.partition("=")
-        parsed[keyword.upper()] = value
-    return parsed
-
-
-class Connection:
+class Connection(_ServerChecks):
     """One SMTP or LMTP session, seen from the client, with no I/O of its own.
 
     Args:
@@ -551,80 +483,6 @@ class Connection:
                 self._pending.append(_Pending(command, inp, Outcome.POSITIVE, False, recipient))
         else:
             self._pending.append(_Pending(command, inp, Outcome.POSITIVE, False))
-
-    def _check_against_server(self, command: BaseCommand, inp: Input) -> None:
-        """Refuse what the mode or the server's extensions do not allow."""
-        if inp is Input.MAIL:
-            self._check_mail(cast(Mail, command))
-        elif inp is Input.HELLO:
-            name = cast(Ehlo | Helo | Lhlo, command).name
-            if type(command) is Lhlo:
-                if not self.lmtp:
-                    raise LocalProtocolError("LHLO is LMTP only: send EHLO or HELO")
-            elif self.lmtp:
-                raise LocalProtocolError(f"{command.verb} is not LMTP: send LHLO (RFC 2033 §4.1)")
-            if not name.isascii():
-                raise LocalProtocolError(
-                    f"{command.verb} name must be ASCII (use the IDNA A-label): {name!r}"
-                )
-        elif inp is Input.DATA:
-            if self._tx.binary:
-                raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT, not DATA")
-        elif inp is Input.AUTH:
-            self._check_auth(cast(Auth, command))
-        elif inp is Input.STARTTLS:
-            if not self._extensions.starttls:
-                # RFC 3207 §4: a client sends STARTTLS only to a server that offers it.
-                raise LocalProtocolError("STARTTLS was not offered by the server")
-        elif command.has_non_ascii() and not self._extensions.smtputf8:  # Input.OTHER
-            raise LocalProtocolError(
-                f"non-ASCII {command.verb} needs SMTPUTF8, which the server did not offer"
-            )
-
-    def _check_mail(self, command: Mail) -> None:
-        extensions = self._extensions
-        if self.tls_policy == "required" and not self._tls_active:
-            raise LocalProtocolError("MAIL refused: the TLS policy is 'required' and TLS is off")
-        params = self._check_params_offered(command)
-        body = params.get("BODY", "").upper()
-        if body == "BINARYMIME" and not (extensions.chunking and "BINARYMIME" in extensions):
-            raise LocalProtocolError("BODY=BINARYMIME needs BINARYMIME and CHUNKING")
-        size = params.get("SIZE", "")
-        limit = extensions.size
-        if size.isascii() and size.isdigit() and limit and int(size) > limit:
-            raise LocalProtocolError(
-                f"message of {size} octets is over the server's SIZE limit of {limit}"
-            )
-        if command.has_non_ascii() and "SMTPUTF8" not in params:
-            raise LocalProtocolError(
-                f"non-ASCII MAIL needs the SMTPUTF8 parameter (RFC 6531): {command.sender!r}"
-            )
-
-    def _check_auth(self, command: Auth) -> None:
-        if not self._tls_active and (self.tls_policy == "required" or not self.auth_in_clear):
-            raise LocalProtocolError(
-                "AUTH refused: TLS is off (start TLS, or opt in with auth_in_clear=True)"
-            )
-        if self._authenticated:
-            raise LocalProtocolError("AUTH refused: already authenticated (RFC 4954 §4)")
-        if command.mechanism.upper() not in self._extensions.auth:
-            offered = " ".join(sorted(self._extensions.auth)) or "none"
-            raise LocalProtocolError(
-                f"AUTH {command.mechanism.upper()} was not offered (offered: {offered})"
-            )
-
-    def _check_params_offered(self, command: Mail | Rcpt) -> dict[str, str]:
-        params = _parse_params(command.params)
-        for keyword in params:
-            needed = _PARAM_NEEDS.get(keyword)
-            if keyword == "BODY" and params[keyword].upper() in ("7BIT", "BINARYMIME"):
-                continue  # 7BIT needs nothing; BINARYMIME is checked by the caller
-            if needed is not None and needed not in self._extensions:
-                raise LocalProtocolError(
-                    f"{command.verb} parameter {keyword} needs {needed}, "
-                    "which the server did not offer"
-                )
-        return params
 
     def start_tls_done(self) -> None:
         """Tell the engine the TLS handshake after STARTTLS finished.
