@@ -54,6 +54,20 @@ def ready(ehlo: bytes = EHLO_PIPELINING, *, lmtp: bool = False) -> Connection:
     return conn
 
 
+def in_data(ehlo: bytes = EHLO_PLAIN) -> Connection:
+    """A connection whose DATA drew 354: message content may be sent."""
+    conn = ready(ehlo)
+    for command, reply in (
+        (sc.Mail("a@b.test"), b"250 ok\r\n"),
+        (sc.Rcpt("x@y.test"), b"250 ok\r\n"),
+        (sc.Data(), b"354 go\r\n"),
+    ):
+        conn.send(command)
+        feed(conn, reply)
+    assert conn.state is State.DATA
+    return conn
+
+
 # -- greeting ------------------------------------------------------------------------
 
 
@@ -549,14 +563,7 @@ def test_random_walk_only_documented_outcomes(
 def test_send_many_rollback_restores_the_encoder() -> None:
     # A refused group must not leave the encoder thinking a line is open: the
     # next chunk's leading "." would then go out unstuffed and end the data.
-    conn = ready(EHLO_PLAIN)
-    for command, reply in (
-        (sc.Mail("a@b.test"), b"250 ok\r\n"),
-        (sc.Rcpt("x@y.test"), b"250 ok\r\n"),
-        (sc.Data(), b"354 go\r\n"),
-    ):
-        conn.send(command)
-        feed(conn, reply)
+    conn = in_data()
     assert conn.send(sc.Content(b"abc\r\n")) == b"abc\r\n"
     with pytest.raises(LocalProtocolError):
         conn.send_many([sc.Content(b"x"), sc.Mail("a@b.test")])

@@ -382,7 +382,11 @@ def test_several_auth_lines_add_up() -> None:
 
 def test_lines_are_parsed_on_first_use_and_only_then() -> None:
     extensions = Extensions.from_ehlo_lines((b"mx.example", b"PIPELINING", b"SIZE 1000"))
+    # Not parsed yet: the slot is empty (object.__getattribute__ skips __getattr__).
+    with pytest.raises(AttributeError):
+        object.__getattribute__(extensions, "_items")
     assert extensions.pipelining
+    assert object.__getattribute__(extensions, "_items") == {"PIPELINING": "", "SIZE": "1000"}
     assert extensions.size == 1000
     assert dict(extensions) == {"PIPELINING": "", "SIZE": "1000"}
     # Unknown attributes are still an AttributeError, parsed or built directly.

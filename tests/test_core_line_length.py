@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import smtp_core as sc
 from smtp_core import DataEncoder, LocalProtocolError, State
 from tests.test_core_bdat import CHUNKING, in_transaction
-from tests.test_core_connection import EHLO_PLAIN, feed, ready, state
+from tests.test_core_connection import feed, in_data, state
 
 
 def longest_line(message: bytes) -> int:
@@ -62,14 +62,7 @@ def test_off_switch() -> None:
 
 
 def test_a_refused_chunk_leaves_everything_as_it_was() -> None:
-    conn = ready(EHLO_PLAIN)
-    for command, reply in (
-        (sc.Mail("a@b.test"), b"250 ok\r\n"),
-        (sc.Rcpt("x@y.test"), b"250 ok\r\n"),
-        (sc.Data(), b"354 go\r\n"),
-    ):
-        conn.send(command)
-        feed(conn, reply)
+    conn = in_data()
     conn.send(sc.Content(b"fine\r\n" + b"a" * 900))
     with pytest.raises(LocalProtocolError, match="999 octets"):
         conn.send(sc.Content(b"z" * 99))
