@@ -262,16 +262,7 @@ class ReplyReader:
             if data[-2:] == b"\r\n" and len(data) <= _WINDOW:
                 # The usual read: whole lines, nothing left over.
                 incoming.clear()
-                lines = data.split(b"\r\n")
-                lines.pop()  # the empty string after the last CRLF
-                self._clean = len(data) - len(data.translate(None, _CONTROL_OCTETS)) == 2 * len(
-                    lines
-                ) and (
-                    len(data) <= MAX_REPLY_LINE_LENGTH or max(map(len, lines)) <= _LONGEST_TEXT_LINE
-                )
-                lines.reverse()
-                self._ready = lines
-                return True
+                return self._take_lines(data)
         data, pos, scan = self._data, self._pos, self._scan
         if incoming:
             if pos < len(data):
@@ -301,6 +292,10 @@ class ReplyReader:
             self._data, self._pos, self._scan = b"", 0, 0  # all taken: _data empty
         else:
             self._data, self._pos, self._scan = data, cut + 2, cut + 2
+        return self._take_lines(chunk)
+
+    def _take_lines(self, chunk: bytes) -> bool:
+        """Make the lines of ``chunk`` (whole lines, each with its CRLF) the ready ones."""
         lines = chunk.split(b"\r\n")
         lines.pop()  # the empty string after the last CRLF
         # Each line is free of control characters when deleting them all takes
