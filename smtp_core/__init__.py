@@ -16,6 +16,7 @@ from ._commands import (
     BaseCommand,
     Bdat,
     Command,
+    CommandLine,
     Content,
     Data,
     Ehlo,
@@ -75,7 +76,7 @@ from ._sasl import (
     mechanism_for,
 )
 from ._saslprep import SASLprepError, saslprep
-from ._state import REPLY_ONLY, TRANSITIONS, Input, Outcome, State
+from ._state import FOLLOW, REPLY_ONLY, TRANSITIONS, Input, Outcome, State
 from ._transcript import (
     Record,
     Transcript,
@@ -86,6 +87,7 @@ from ._transcript import (
 from ._xtext import xtext_decode, xtext_encode
 
 __all__ = [
+    "FOLLOW",
     "MAX_AUTH_LINE",
     "MAX_COMMAND_LINE",
     "MAX_REPLY_LINES",
@@ -103,6 +105,7 @@ __all__ = [
     "BaseCommand",
     "Bdat",
     "Command",
+    "CommandLine",
     "Connection",
     "CramMD5",
     "ConnectionClosed",

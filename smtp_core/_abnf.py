@@ -83,9 +83,11 @@ VERB = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 #                Reply-code [ SP textstring ] CRLF
 #   Reply-code = %x32-35 %x30-35 %x30-39
 #   textstring = 1*(%d09 / %d32-126)
+# The second digit is widened to 0-9 (RFC 5321 §4.2.1: a client judges a reply
+# by its first digit; servers send 599 and 499).
 # The CRLF has been removed before this regex runs.  textstring is widened to
 # any octet from 0x80 up (RFC 6531 lets an SMTPUTF8 server send UTF-8 in
 # replies, and QQ Mail sends GBK); the text is kept as bytes, not decoded, and
 # the reader refuses control characters other than HT.  "-" followed by no
 # text is allowed by the ABNF ([ textstring ]) and sent by aiosmtpd.
-REPLY_LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])(.*))?", re.DOTALL)
+REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?", re.DOTALL)

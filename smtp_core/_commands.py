@@ -22,6 +22,7 @@ __all__ = [
     "BaseCommand",
     "Bdat",
     "Command",
+    "CommandLine",
     "Content",
     "Data",
     "Ehlo",
@@ -365,6 +366,61 @@ class Command(BaseCommand):
     def verb(self) -> str:
         """The verb as given, upper-cased."""
         return self.name.upper()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class CommandLine(BaseCommand):
+    """A whole command line, written exactly as the caller gave it (smtplib's ``docmd``).
+
+    For faces that imitate clients which leave the judgement to the server:
+    only CR, LF and NUL are refused here, and only a connection made with
+    ``permissive=True`` sends it.  The engine reads the verb (the first word)
+    so the reply still means what it should: a ``MAIL``, ``RCPT``, ``DATA``,
+    ``EHLO``, ``RSET``, ``STARTTLS``, ``AUTH`` or ``QUIT`` line moves the state
+    as its typed command would, any other verb keeps it, and a line sent while
+    an AUTH exchange awaits a response is that response.
+
+    Args:
+        text: the line without CRLF (``""`` is an empty line).
+        recipient: for a ``RCPT`` line, the address it names, kept with the
+            reply (LMTP pairs each verdict with it); ``None``: the text between
+            the first ``<`` and the last ``>``.
+    """
+
+    text: str
+    recipient: str | None = None
+    VERB: ClassVar[str] = "<line>"
+
+    def __post_init__(self) -> None:
+        check_safe("command line", self.text)
+        if self.recipient is not None:
+            check_safe("RCPT recipient", self.recipient)
+
+    @property
+    def verb(self) -> str:
+        """The first word of the line, upper-cased (``""`` for an empty line)."""
+        return self.text.split(" ", 1)[0].upper()
+
+    def line(self, lowercase: bool = False) -> str:
+        return self.text
+
+    def arguments(self, lowercase: bool = False) -> str:
+        return self.text.partition(" ")[2]
+
+    def path(self) -> str:
+        """The recipient of a ``RCPT`` line (see ``recipient``)."""
+        if self.recipient is not None:
+            return self.recipient
+        text = self.text
+        start, end = text.find("<"), text.rfind(">")
+        return text[start + 1 : end] if 0 <= start < end else self.arguments()
+
+    def params(self) -> tuple[str, ...]:
+        """The words after the path of a ``MAIL`` or ``RCPT`` line (``SIZE=10``...)."""
+        end = self.text.rfind(">")
+        rest = self.text[end + 1 :] if end >= 0 else self.arguments().partition(" ")[2]
+        return tuple(rest.split())
 
 
 @final

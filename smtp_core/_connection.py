@@ -20,6 +20,7 @@ from ._commands import (
     AuthResponse,
     BaseCommand,
     Bdat,
+    CommandLine,
     Content,
     Data,
     Ehlo,
@@ -47,7 +48,7 @@ from ._events import (
 from ._extensions import Extensions
 from ._records import _AWAIT_GREETING, _Pending, _Transaction
 from ._replies import ReplyReader
-from ._state import REPLY_ONLY, TRANSITIONS, Input, Outcome, State
+from ._state import FOLLOW, REPLY_ONLY, TRANSITIONS, Input, Outcome, State
 
 __all__ = ["Connection", "TLSPolicy"]
 
@@ -101,6 +102,19 @@ _OUTCOME_OF_CLASS: tuple[Outcome, ...] = (
 )
 # Before EHLO, after HELO and after TLS: nothing advertised (the view is immutable).
 _NO_EXTENSIONS = Extensions()
+# What the verb of a CommandLine means (a permissive connection's lines).
+_INPUT_OF_VERB: dict[str, Input] = {
+    "EHLO": Input.HELLO,
+    "HELO": Input.HELLO,
+    "LHLO": Input.HELLO,
+    "MAIL": Input.MAIL,
+    "RCPT": Input.RCPT,
+    "DATA": Input.DATA,
+    "RSET": Input.RSET,
+    "STARTTLS": Input.STARTTLS,
+    "AUTH": Input.AUTH,
+    "QUIT": Input.QUIT,
+}
 
 
 class Connection(_ServerChecks):
@@ -122,6 +136,15 @@ class Connection(_ServerChecks):
             and leaves the connection as it was.
         auth_in_clear: allow AUTH without TLS.  Off by default: credentials
             are refused in the clear (smtplib sends them; its facade opts in).
+        permissive: let the server judge instead of the engine, for faces that
+            imitate clients which do (the smtplib facade).  ``send`` then
+            takes a command whatever the order of commands, the pipelining
+            rules or the server's extensions say, and takes
+            :class:`CommandLine`; a reply the table has no row for moves the
+            state as :data:`FOLLOW` says instead of raising.  What is never
+            relaxed: CR, LF and NUL in commands, the command line limits, the
+            encoding of message content, every check on the server's replies
+            (grammar, limits, unsolicited replies, bytes after STARTTLS's 220).
 
     The connection starts in ``State.GREETING``, waiting for the server's first
     reply; nothing may be sent before it arrives.
@@ -136,6 +159,7 @@ class Connection(_ServerChecks):
         tls_active: bool = False,
         auth_in_clear: bool = False,
         max_line_length: int | None = MAX_TEXT_LINE,
+        permissive: bool = False,
     ) -> None:
         if tls_policy not in ("required", "opportunistic", "none"):
             raise ValueError(f"tls_policy must be required, opportunistic or none: {tls_policy!r}")
@@ -145,6 +169,7 @@ class Connection(_ServerChecks):
         self._tls_active = tls_active
         self.auth_in_clear = auth_in_clear
         self.max_line_length = max_line_length
+        self.permissive = permissive
         self._authenticated = False
         self._state = State.GREETING
         self._projected = State.CONNECTED  # what the hoped-for 220 greeting leads to
@@ -237,8 +262,10 @@ class Connection(_ServerChecks):
         if state is not source or outcome is not expected:
             target = state if inp is _UNCHECKED else _transition((state, inp, outcome))
         if target is None:
-            what = "greeting" if command is None else f"reply to {command.verb}"
-            self._fail_remote(f"{code} is not a valid {what} in state {state.name}")
+            if not self.permissive or command is None:
+                what = "greeting" if command is None else f"reply to {command.verb}"
+                self._fail_remote(f"{code} is not a valid {what} in state {state.name}")
+            target = FOLLOW.get((inp, outcome), state)
         if command is None:
             self._state = self._projected = target
             if code == 421:  # "service not available, closing" as a greeting
@@ -320,20 +347,30 @@ class Connection(_ServerChecks):
                 must be awaited first (no PIPELINING, or the last command ends a
                 pipelined group), the server did not advertise what the command
                 needs, or the line would be too long.  No byte was produced and
-                the connection is as it was.
+                the connection is as it was.  A permissive connection refuses
+                only the line limits and a :class:`CommandLine` when not permissive.
+            RemoteProtocolError: no reply is awaited, yet the server's bytes
+                hold more (a surplus reply, RFC 5321 §4.2: a reply answers one
+                command); the connection moves to ``ERROR``.
         """
         if self._error is not None:
             raise LocalProtocolError(f"connection is in the ERROR state: {self._error}")
+        if not self._pending and self._reader.has_unparsed():
+            # Bytes that no command asked for (a second reply to one NOOP):
+            # paired with this command they would be taken for its answer.
+            self._fail_remote("the server sent a reply that no command was waiting for")
         # One dictionary lookup classifies the command; the checks below then
         # compare enum members (few calls), since send() runs once per command.
         inp = _INPUT_OF.get(type(command), _OTHER)
+        if inp is _OTHER and type(command) is CommandLine:
+            return self._send_line(cast(CommandLine, command))
         if inp in _NOT_PLAIN:
             if inp is _UNCHECKED:
                 raise LocalProtocolError("raw bytes go through send_unchecked(), not send()")
             if inp is Input.BDAT and cast(Bdat, command).last:
                 inp = Input.BDAT_LAST
         expected = _EXPECTED.get(inp, _POSITIVE)
-        if self._pending:
+        if self._pending and not self.permissive:
             last = self._pending[-1]
             if last.ends_group or not self._extensions.pipelining:
                 waiting = "the greeting" if last.command is None else last.command.verb
@@ -343,11 +380,18 @@ class Connection(_ServerChecks):
                 )
         target = _SEND_TRANSITIONS.get((self._projected, inp, expected))
         if target is None:
-            raise LocalProtocolError(f"cannot send {command.verb} in state {self._projected.name}")
+            if not self.permissive:
+                raise LocalProtocolError(
+                    f"cannot send {command.verb} in state {self._projected.name}"
+                )
+            target = FOLLOW.get((inp, expected), self._projected)
         if inp in _NOT_PLAIN:
             return self._send_not_a_line(command, inp, target)
         recipient = None
-        if inp is _RCPT:
+        if self.permissive:
+            if inp is _RCPT:
+                recipient = cast(Rcpt, command).recipient
+        elif inp is _RCPT:
             # RCPT's checks here rather than in _check_against_server: there
             # is one per recipient, and most have no parameters.
             rcpt: Rcpt = command  # type: ignore[assignment]  # _INPUT_OF says so
@@ -386,16 +430,49 @@ class Connection(_ServerChecks):
 
     def _send_not_a_line(self, command: BaseCommand, inp: Input, target: State) -> bytes:
         """The rest of send() for message content, its end and BDAT."""
-        if inp is Input.CONTENT:
+        if inp is Input.CONTENT or inp is Input.END_OF_DATA:
+            encoder = self._tx.encoder
+            if encoder is None:  # DATA made it, unless a permissive caller skipped DATA
+                encoder = self._tx.encoder = DataEncoder(max_line_length=self.max_line_length)
             self._projected = target
-            assert self._tx.encoder is not None  # DATA, which made it, drew the 354
-            return self._tx.encoder.encode(cast(Content, command).data)
-        if inp is Input.END_OF_DATA:
+            if inp is Input.CONTENT:
+                return encoder.encode(cast(Content, command).data)
             self._expect_verdict(command, Input.END_OF_DATA)
-            self._projected = target
-            assert self._tx.encoder is not None
-            return self._tx.encoder.end()
+            return encoder.end()
         return self._send_bdat(cast(Bdat, command), inp, target)
+
+    def _send_line(self, command: CommandLine) -> bytes:
+        """``send`` for a :class:`CommandLine`: its verb says what its reply means."""
+        if not self.permissive:
+            raise LocalProtocolError("a CommandLine is sent only by a permissive connection")
+        projected = self._projected
+        if projected is State.AUTH:
+            inp = Input.AUTH_RESPONSE  # RFC 4954 §4: the line answers the challenge
+        else:
+            inp = _INPUT_OF_VERB.get(command.verb, _OTHER)
+        expected = _EXPECTED.get(inp, _POSITIVE)
+        target = _SEND_TRANSITIONS.get((projected, inp, expected))
+        if target is None:
+            target = FOLLOW.get((inp, expected), projected)
+        data = (command.text + "\r\n").encode()
+        limit = MAX_AUTH_LINE if inp in _AUTH_INPUTS else MAX_COMMAND_LINE
+        if len(data) > limit:
+            raise LocalProtocolError(
+                f"command line is {len(data)} octets, over the limit of {limit}"
+            )
+        recipient = None
+        if inp is _RCPT:
+            recipient = command.path()
+        elif inp is Input.MAIL:
+            params = _parse_params(command.params())
+            self._tx = _Transaction(
+                utf8="SMTPUTF8" in params, binary=params.get("BODY", "").upper() == "BINARYMIME"
+            )
+        elif inp is Input.DATA:
+            self._tx.encoder = DataEncoder(max_line_length=self.max_line_length)
+        self._pending.append(_Pending(command, inp, expected, True, recipient, projected, target))
+        self._projected = target
+        return data
 
     def send_unchecked(self, data: bytes, *, replies: int = 1) -> bytes:
         """UNSAFE: return ``data`` to be written exactly as given, unchecked.
@@ -499,3 +576,6 @@ class Connection(_ServerChecks):
         self._state = self._projected = target
         self._extensions = _NO_EXTENSIONS
         self._tls_active = True
+        # RFC 3207 §4.2: "discard any knowledge obtained from the server"; an
+        # AUTH from before TLS does not count inside it.
+        self._authenticated = False

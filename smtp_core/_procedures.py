@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar, final
+from typing import Literal, TypeVar, cast, final
 
 from ._commands import (
     MAX_AUTH_LINE,
@@ -36,6 +36,7 @@ from ._commands import (
     AuthResponse,
     BaseCommand,
     Bdat,
+    CommandLine,
     Content,
     Data,
     Ehlo,
@@ -76,6 +77,7 @@ __all__ = [
     "read_reply",
     "send_mail",
     "starttls",
+    "transaction",
 ]
 
 T = TypeVar("T")
@@ -83,6 +85,12 @@ T = TypeVar("T")
 #: Bytes of message content handed to the encoder at once: big enough that the
 #: C-level passes dominate, small enough that memory does not follow the message.
 CONTENT_CHUNK = 256 * 1024
+#: Octets of pipelined commands written ahead of the replies read.  RFC 2920
+#: §3.1: the client must not deadlock the server, which stops reading when
+#: nobody reads its replies; a group is written in windows, each after the
+#: replies to the window before it were read.  An ordinary group (a few
+#: hundred recipients) fits in one window: one write, one round trip.
+PIPELINE_WINDOW = 32 * 1024
 
 
 @final
@@ -452,21 +460,42 @@ def send_mail(
     """
     if isinstance(recipients, str):
         raise TypeError("recipients must be a sequence of addresses, not one str")
-    if not recipients:
+    mail = Mail(sender, tuple(mail_params), strict=strict)
+    rcpts = [Rcpt(r, tuple(rcpt_params), strict=strict) for r in recipients]
+    return (
+        yield from transaction(conn, mail, rcpts, content, chunking=chunking, pipelining=pipelining)
+    )
+
+
+def transaction(
+    conn: Connection,
+    mail: BaseCommand,
+    rcpts: Sequence[BaseCommand],
+    content: bytes | Iterable[bytes],
+    *,
+    chunking: bool = False,
+    pipelining: bool = True,
+) -> Procedure[TransactionResult]:
+    """:func:`send_mail` with the MAIL and RCPT commands already made.
+
+    For callers that make their own: typed :class:`Mail` and :class:`Rcpt`,
+    or, on a permissive connection, :class:`CommandLine` lines written as
+    another client writes them (the smtplib facade).  Each RCPT's recipient
+    is its ``recipient`` attribute, or a line's :meth:`CommandLine.path`.
+
+    Raises:
+        LocalProtocolError: no recipient, or BDAT without CHUNKING (before
+            any byte is written), or a command the connection refuses.
+    """
+    if not rcpts:
         raise LocalProtocolError("a mail transaction needs at least one recipient")
     if chunking and not conn.extensions.chunking:
         raise LocalProtocolError("BDAT needs CHUNKING, which the server did not offer")
-    mail = Mail(sender, tuple(mail_params), strict=strict)
-    rcpts = [Rcpt(r, tuple(rcpt_params), strict=strict) for r in recipients]
     group: list[BaseCommand] = [mail, *rcpts] if chunking else [mail, *rcpts, Data()]
     replies: list[Reply] = []  # MAIL's, then each RCPT's, then DATA's, as far as they go
     pipelining = pipelining and conn.extensions.pipelining
     if pipelining:
-        yield Write(conn.send_many(group))
-        for _ in group:
-            replies.append((yield from read_reply(conn)))
-            if conn.state is State.CLOSED:
-                break  # 421: the server is going away and answers nothing more
+        replies = yield from _pipeline(conn, conn.send_many(group), len(group))
     else:
         for cmd in group:
             if cmd is not mail and not replies[0].is_positive:
@@ -479,13 +508,48 @@ def send_mail(
     data_reply = replies[-1] if len(replies) == len(rcpts) + 2 else None
     verdicts: list[Reply] = []
     if data_reply is not None and data_reply.is_intermediate:
-        yield from _write_content(conn, content)
+        if conn.state is State.DATA_EMPTY:
+            # RFC 2920 §3.1: 354 with no recipient accepted; the end-of-data
+            # marker goes alone, and the message is not sent.
+            yield Write(conn.send(EndOfContent()))
+        else:
+            yield from _write_content(conn, content)
         verdicts = yield from _read_verdicts(conn)
     elif chunking and conn.accepted_recipients and conn.state is State.RCPT:
         verdicts = yield from _send_chunks(conn, content, pipelining=pipelining)
     if conn.state in (State.MAIL, State.RCPT, State.BDAT, State.ABORTED):
         yield from command(conn, Rset())
     return _result(conn, rcpts, replies, data_reply, verdicts)
+
+
+def _pipeline(conn: Connection, data: bytes, count: int) -> Procedure[list[Reply]]:
+    """Write the ``count`` commands of ``data`` in windows and read their replies.
+
+    Each window ends at a line end; after writing one, the replies to the
+    commands of the windows before it are read, so at most two windows of
+    commands are ever ahead of the replies read (:data:`PIPELINE_WINDOW`).
+    Stops at a 421: the server answers nothing more.
+    """
+    replies: list[Reply] = []
+    written = answered_before = 0  # octets written; commands in the windows before the last
+    while written < len(data):
+        end = len(data)
+        if end - written > PIPELINE_WINDOW:
+            end = data.rfind(b"\r\n", written, written + PIPELINE_WINDOW) + 2
+            if end <= written:  # one line longer than a window
+                end = data.index(b"\r\n", written) + 2
+        yield Write(data[written:end])
+        while len(replies) < answered_before:
+            replies.append((yield from read_reply(conn)))
+            if conn.state is State.CLOSED:
+                return replies  # 421: the rest of the group is not written
+        answered_before += data.count(b"\r\n", written, end)
+        written = end
+    while len(replies) < count:
+        replies.append((yield from read_reply(conn)))
+        if conn.state is State.CLOSED:
+            break  # 421: the server is going away and answers nothing more
+    return replies
 
 
 def _read_verdicts(conn: Connection) -> Procedure[list[Reply]]:
@@ -540,9 +604,15 @@ def _write_content(conn: Connection, content: bytes | Iterable[bytes]) -> Proced
     yield Write(held + conn.send(EndOfContent()))
 
 
+def _recipient(rcpt: BaseCommand) -> str:
+    if isinstance(rcpt, CommandLine):
+        return rcpt.path()
+    return cast(Rcpt, rcpt).recipient
+
+
 def _result(
     conn: Connection,
-    rcpts: list[Rcpt],
+    rcpts: Sequence[BaseCommand],
     replies: list[Reply],
     data_reply: Reply | None,
     verdicts: list[Reply],
@@ -550,7 +620,8 @@ def _result(
     mail_reply = replies[0]
     own_reply = {reply.recipient: reply for reply in reversed(verdicts)}
     results = []
-    for index, rcpt in enumerate(rcpts, start=1):
+    for index, rcpt_command in enumerate(rcpts, start=1):
+        recipient = _recipient(rcpt_command)
         rcpt_reply = replies[index] if index < len(replies) else None
         reply: Reply
         if rcpt_reply is None:
@@ -558,11 +629,11 @@ def _result(
         elif not rcpt_reply.is_positive:
             reply = rcpt_reply
         elif verdicts:
-            reply = own_reply.get(rcpt.recipient, verdicts[-1]) if conn.lmtp else verdicts[0]
+            reply = own_reply.get(recipient, verdicts[-1]) if conn.lmtp else verdicts[0]
         elif data_reply is not None:
             reply = data_reply  # DATA refused: the message went nowhere
         else:
             reply = replies[-1]  # a 421 to a later command
-        results.append(RecipientResult(rcpt.recipient, reply, rcpt_reply))
+        results.append(RecipientResult(recipient, reply, rcpt_reply))
     final = verdicts[0] if verdicts else None
     return TransactionResult(mail_reply, tuple(results), data_reply, final)

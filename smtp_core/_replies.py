@@ -54,6 +54,11 @@ _CONTROL_OCTETS = bytes([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 # Reply-line = *( Reply-code "-" [ textstring ] CRLF )
 #              Reply-code [ SP textstring ] CRLF            (RFC 5321 §4.2)
 # Reply-code = %x32-35 %x30-35 %x30-39
+# The second and third digits are taken as any digit: RFC 5321 §4.2.1 has a
+# client judge a reply by its first digit ("a client ... that receives an
+# unrecognized code ... should treat it as the first digit says"), servers do
+# send codes such as 599 and 499, and smtplib reports them.  Only the first
+# digit is checked (2-5).
 # A line's first four octets decide everything but the text, so two tables
 # keyed by them replace the grammar's regex (REPLY_LINE in _abnf is the same
 # rule): the last line of a reply starts with the code and SP, or is the bare
@@ -61,7 +66,7 @@ _CONTROL_OCTETS = bytes([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 _CODES = [
     first * 100 + second * 10 + third
     for first in range(2, 6)
-    for second in range(6)
+    for second in range(10)
     for third in range(10)
 ]
 _LAST_LINE_HEADS: dict[bytes, int] = {

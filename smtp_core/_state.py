@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["REPLY_ONLY", "TRANSITIONS", "Input", "Outcome", "State"]
+__all__ = ["FOLLOW", "REPLY_ONLY", "TRANSITIONS", "Input", "Outcome", "State"]
 
 
 class State(enum.Enum):
@@ -39,6 +39,10 @@ class State(enum.Enum):
     MAIL = "MAIL"  # MAIL accepted, no recipient yet
     RCPT = "RCPT"  # at least one recipient accepted
     DATA = "DATA"  # DATA drew 354: message content is being sent
+    # DATA drew 354 although no recipient was accepted (a pipelined DATA after
+    # refused RCPTs): RFC 2920 §3.1 has the client send the end-of-data
+    # marker alone, and nothing else may follow.
+    DATA_EMPTY = "DATA_EMPTY"
     BDAT = "BDAT"  # BDAT chunks accepted, the LAST one not yet
     ABORTED = "ABORTED"  # a BDAT chunk was refused: RSET must follow (RFC 3030 §3)
     TLS = "TLS"  # STARTTLS drew 220: the driver must start TLS now
@@ -154,8 +158,12 @@ _rows(
         (I.RCPT, _NEG): S.MAIL,
         # DATA with no accepted recipient: 503 or 554 (§3.3); the transaction stays.
         (I.DATA, _NEG): S.MAIL,
+        # ... or, from a server that pipelines carelessly, 354: RFC 2920 §3.1
+        # "the client ... MUST send the end-of-data marker" alone.
+        (I.DATA, _MID): S.DATA_EMPTY,
     },
 )
+_rows(S.DATA_EMPTY, {(I.END_OF_DATA, _POS): S.READY, (I.END_OF_DATA, _NEG): S.READY})
 
 _rows(
     S.RCPT,
@@ -246,8 +254,34 @@ _rows(S.TLS, {(I.TLS_DONE, O.SENT): S.CONNECTED})
 #: Rows that only a reply may take, never a command being sent: in LMTP the
 #: second and later verdicts on a message arrive in READY (RFC 2033 §4.2), but
 #: a client in READY has no message to end.
+#: Likewise a 354 to a DATA that was pipelined after RCPTs which were all
+#: refused arrives in MAIL, where a client sends no DATA.
 REPLY_ONLY: frozenset[tuple[State, Input]] = frozenset(
-    {(S.READY, I.END_OF_DATA), (S.READY, I.BDAT_LAST)}
+    {(S.READY, I.END_OF_DATA), (S.READY, I.BDAT_LAST), (S.MAIL, I.DATA)}
 )
+
+#: Where a reply puts a *permissive* connection (``Connection(permissive=True)``,
+#: the smtplib facade's) when :data:`TRANSITIONS` has no row for it: the
+#: command was sent out of the table's order because the caller asked, and
+#: the server's answer is the only judge.  A positive reply moves the session
+#: where the command leads from any state; any reply not listed here keeps the
+#: state.  Strict connections never use this table.
+FOLLOW: dict[tuple[Input, Outcome], State] = {
+    (I.HELLO, _POS): S.READY,
+    (I.MAIL, _POS): S.MAIL,
+    (I.RCPT, _POS): S.RCPT,
+    (I.DATA, _MID): S.DATA,
+    (I.CONTENT, O.SENT): S.DATA,
+    (I.END_OF_DATA, _POS): S.READY,
+    (I.END_OF_DATA, _NEG): S.READY,
+    (I.RSET, _POS): S.READY,
+    (I.STARTTLS, _POS): S.TLS,
+    (I.AUTH, _MID): S.AUTH,
+    (I.AUTH_RESPONSE, _MID): S.AUTH,
+    (I.AUTH_RESPONSE, _POS): S.READY,
+    (I.AUTH_RESPONSE, _NEG): S.READY,
+    (I.QUIT, _POS): S.CLOSED,
+    (I.QUIT, _NEG): S.CLOSED,
+}
 
 del _state, _reset_to

@@ -212,11 +212,50 @@ def test_server_accepting_rcpt_after_refusing_mail_is_an_error() -> None:
         feed(conn, b"550 bad sender\r\n250 ok\r\n")
 
 
-def test_354_when_no_recipient_was_accepted_is_an_error() -> None:
+def test_354_when_no_recipient_was_accepted_takes_the_end_marker_alone() -> None:
+    # RFC 2920 §3.1: the client sends the end-of-data marker and nothing else.
     conn = ready()
     conn.send_many([sc.Mail("a@b.test"), sc.Rcpt("x@y.test"), sc.Data()])
-    with pytest.raises(RemoteProtocolError, match="354 is not a valid reply to DATA"):
-        feed(conn, b"250 ok\r\n550 no\r\n354 go ahead anyway\r\n")
+    feed(conn, b"250 ok\r\n550 no\r\n354 go ahead anyway\r\n")
+    assert conn.state is State.DATA_EMPTY
+    with pytest.raises(LocalProtocolError, match="in state DATA_EMPTY"):
+        conn.send(sc.Content(b"Subject: x\r\n\r\nbody\r\n"))
+    assert conn.send(sc.EndOfContent()) == b".\r\n"
+    [verdict] = feed(conn, b"554 no valid recipients\r\n")
+    assert isinstance(verdict, sc.Reply)
+    assert verdict.code == 554
+    assert conn.state is State.READY
+
+
+def test_a_surplus_reply_is_refused_before_the_next_command() -> None:
+    conn = ready()
+    conn.send(sc.Noop())
+    conn.receive_data(b"250 one\r\n250 two\r\n")
+    first = conn.next_event()
+    assert isinstance(first, sc.Reply)
+    assert first.lines == (b"one",)
+    # Never paired with the next command: refused when it is seen.
+    with pytest.raises(RemoteProtocolError, match="no command was waiting"):
+        conn.send(sc.Noop())
+    assert conn.state is State.ERROR
+
+
+def test_authentication_is_forgotten_after_starttls() -> None:
+    # RFC 3207 §4.2: nothing learnt before TLS counts inside it.
+    conn = Connection(auth_in_clear=True)
+    feed(conn, b"220 srv.test\r\n")
+    conn.send(sc.Ehlo("client.test"))
+    feed(conn, b"250-srv.test\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n")
+    conn.send(sc.Auth("PLAIN", b"\0u\0p"))
+    feed(conn, b"235 ok\r\n")
+    with pytest.raises(LocalProtocolError, match="already authenticated"):
+        conn.send(sc.Auth("PLAIN", b"\0u\0p"))
+    conn.send(sc.StartTLS())
+    feed(conn, b"220 go\r\n")
+    conn.start_tls_done()
+    conn.send(sc.Ehlo("client.test"))
+    feed(conn, b"250-srv.test\r\n250 AUTH PLAIN\r\n")
+    assert conn.send(sc.Auth("PLAIN", b"\0u\0p")).startswith(b"AUTH PLAIN ")
 
 
 # -- content -------------------------------------------------------------------------
@@ -440,7 +479,9 @@ SENDABLE: dict[Input, Callable[[], sc.BaseCommand]] = {
     Input.OTHER: sc.Noop,
 }
 EXPECTED = {Input.DATA: Outcome.INTERMEDIATE, Input.CONTENT: Outcome.SENT}
-EHLO_ALL = b"250-x\r\n250-STARTTLS\r\n250-CHUNKING\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+EHLO_ALL = (
+    b"250-x\r\n250-STARTTLS\r\n250-CHUNKING\r\n250-AUTH PLAIN\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+)
 
 
 def reach(state: State) -> Connection:
@@ -483,7 +524,10 @@ def reach(state: State) -> Connection:
         State.AUTH: [(sc.Auth("PLAIN"), b"334 \r\n")],
         State.CLOSED: [(sc.Quit(), b"221 bye\r\n")],
     }
-    for command, reply in steps[state]:
+    if state is State.DATA_EMPTY:  # only a pipelined DATA gets there (RFC 2920 §3.1)
+        conn.send_many([sc.Mail("a@b.test"), sc.Rcpt("x@y.test"), sc.Data()])
+        feed(conn, b"250 ok\r\n550 no\r\n354 go\r\n")
+    for command, reply in steps.get(state, []):
         conn.send(command)
         feed(conn, reply)
     assert conn.state is state

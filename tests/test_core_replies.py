@@ -58,6 +58,10 @@ VALID: list[tuple[str, bytes, list[Parsed]]] = [
     ("two replies", b"220 hi\r\n250 ok\r\n", [reply(220, b"hi"), reply(250, b"ok")]),
     ("tab in text", b"250 a\tb\r\n", [reply(250, b"a\tb")]),
     ("lowest code", b"200 x\r\n", [reply(200, b"x")]),
+    # RFC 5321 §4.2.1: judged by the first digit; the others may be any digit.
+    ("second digit 9", b"599 x\r\n", [reply(599, b"x")]),
+    ("second digit 6", b"260-a\r\n260 b\r\n", [reply(260, b"a", b"b")]),
+    ("499", b"499 x\r\n", [reply(499, b"x")]),
     ("highest code", b"559 x\r\n", [reply(559, b"x")]),
     ("third digit 9", b"259 x\r\n", [reply(259, b"x")]),
     (
@@ -157,8 +161,6 @@ INVALID: list[tuple[str, bytes, str]] = [
     ("199", b"199 x\r\n", "2yz-5yz code"),
     ("6yz code", b"600 x\r\n", "2yz-5yz code"),
     ("0yz code", b"050 x\r\n", "2yz-5yz code"),
-    ("second digit 6", b"260 x\r\n", "2yz-5yz code"),
-    ("second digit 9", b"590 x\r\n", "2yz-5yz code"),
     ("two digits", b"25 x\r\n", "2yz-5yz code"),
     ("four digits", b"2500 x\r\n", "2yz-5yz code"),
     ("letters", b"abc def\r\n", "2yz-5yz code"),
