@@ -9,4 +9,4 @@ in ``fuzz/seeds/<name>/`` through ``check`` without atheris.
 
 from __future__ import annotations
 
-HARNESSES = ("replies", "session", "data", "commands")
+HARNESSES = ("replies", "session", "data", "commands", "facade")

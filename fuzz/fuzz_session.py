@@ -463,10 +463,10 @@ def check(data: bytes) -> None:
     }
     traces = {name: run_session(options, segments) for name, segments in runs.items()}
     whole = traces["whole"]
-    cut = whole.index(("surplus",)) if ("surplus",) in whole else None
-    expected = _comparable(whole, cut)
+    surplus_at = whole.index(("surplus",)) if ("surplus",) in whole else None
+    expected = _comparable(whole, surplus_at)
     for name in ("bytewise", "split"):
-        got = _comparable(traces[name], cut)
+        got = _comparable(traces[name], surplus_at)
         assert got == expected, (name, got, expected)
 
 

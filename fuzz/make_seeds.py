@@ -17,6 +17,8 @@ made before (files starting with ``t-`` or ``edge-``) and never touches
   BDAT chunks).
 * ``commands``: every command line the clients sent, parsed into a command
   kind and its argument fields.
+* ``facade``: hand-made sessions only (``edge-*``): the smtplib facade's calls
+  against a server that answers each in turn.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fuzz import fuzz_commands, fuzz_data, fuzz_replies, fuzz_session  # noqa: E402
+from fuzz import fuzz_commands, fuzz_data, fuzz_facade, fuzz_replies, fuzz_session  # noqa: E402
 
 SEEDS = ROOT / "fuzz" / "seeds"
 #: The two too_many_recipients sessions are 1006 chunks; keep their start.
@@ -199,7 +201,7 @@ class Writer:
         self.count: dict[str, int] = {}
 
     def clean(self) -> None:
-        for harness in ("replies", "session", "data", "commands"):
+        for harness in ("replies", "session", "data", "commands", "facade"):
             folder = SEEDS / harness
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.iterdir():
@@ -415,6 +417,138 @@ def edge_commands(writer: Writer) -> None:
         writer.write("commands", f"edge-{name}", data)
 
 
+def edge_facade(writer: Writer) -> None:
+    ehlo = (
+        b"250-server.example\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n250-8BITMIME\r\n"
+        b"250-SMTPUTF8\r\n250-DSN\r\n250-AUTH PLAIN LOGIN CRAM-MD5\r\n250 STARTTLS\r\n"
+    )
+    plain_ehlo = b"250-server.example\r\n250-SIZE 1000000\r\n250 AUTH LOGIN\r\n"
+    ok, go, bye = b"250 2.0.0 ok\r\n", b"354 go ahead\r\n", b"221 2.0.0 bye\r\n"
+    make = fuzz_facade.make_input
+    cases = {
+        "default-plan": make(b"220 hi\r\n" + ehlo + ok * 2 + go + ok + bye),
+        "sendmail-no-pipelining": make(
+            b"220 hi\r\n"
+            + plain_ehlo
+            + ok * 2
+            + b"550 5.1.1 no such user\r\n"
+            + ok
+            + go
+            + ok
+            + bye,
+            plan=[("EHLO", 1), ("SENDMAIL", 2 | 1 << 2), ("QUIT", 0)],
+        ),
+        "lmtp-pipelined": make(
+            b"220 hi\r\n" + ehlo + ok * 3 + go + ok + b"452 4.2.2 mailbox full\r\n" + bye,
+            plan=[("EHLO", 1), ("SENDMAIL", 1 | 1 << 6), ("QUIT", 0)],
+            lmtp=True,
+        ),
+        "lmtp-unix-with": make(
+            b"220 hi\r\n" + ehlo + bye,
+            plan=[("EHLO", 0), ("WITH", 0)],
+            lmtp=True,
+            unix=True,
+            constructor=True,
+        ),
+        "send-message-bcc": make(
+            b"220 hi\r\n" + ehlo + ok * 3 + go + ok + bye,
+            plan=[("SEND_MESSAGE", 1), ("QUIT", 0)],
+        ),
+        "send-message-smtputf8": make(
+            b"220 hi\r\n" + ehlo + ok * 2 + go + ok + bye,
+            plan=[("EHLO", 1), ("SEND_MESSAGE", 3), ("QUIT", 0)],
+        ),
+        "starttls-pretended": make(
+            b"220 hi\r\n" + ehlo + b"220 2.0.0 ready\r\n" + ehlo + ok * 2 + go + ok + bye,
+            plan=[("STARTTLS", 1), ("SENDMAIL", 0), ("QUIT", 0)],
+        ),
+        "starttls-failing": make(
+            b"220 hi\r\n" + ehlo + b"220 2.0.0 ready\r\n",
+            plan=[("EHLO", 1), ("STARTTLS", 0), ("NOOP", 0)],
+        ),
+        "login-plain": make(
+            b"220 hi\r\n" + ehlo + b"235 2.7.0 ok\r\n" + bye,
+            plan=[("EHLO", 1), ("LOGIN", 0), ("QUIT", 0)],
+        ),
+        "login-login": make(
+            b"220 hi\r\n" + plain_ehlo + b"334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n"
+            b"235 2.7.0 ok\r\n" + bye,
+            plan=[("EHLO", 1), ("LOGIN", 1 | 0x80), ("QUIT", 0)],
+        ),
+        "auth-cram-md5": make(
+            b"220 hi\r\n"
+            + ehlo
+            + b"334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n"
+            b"535 5.7.8 no\r\n" + bye,
+            plan=[("EHLO", 1), ("AUTH", 2 | 0x20), ("QUIT", 0)],
+        ),
+        "login-scram": make(
+            b"220 hi\r\n250-server.example\r\n250 AUTH SCRAM-SHA-256 PLAIN\r\n"
+            b"334 cj1meWtvK2QybGJiRmdPTlJ2OXF6ZHBhbWF0aXNjbmRsYW51dmI1YWR0OGJsdW0=\r\n"
+            b"535 5.7.8 no\r\n235 2.7.0 ok\r\n" + bye,
+            plan=[("EHLO", 1), ("LOGIN", 0), ("QUIT", 0)],
+        ),
+        "commands": make(
+            b"220 hi\r\n"
+            + ehlo
+            + ok * 5
+            + b"252 2.1.5 maybe\r\n502 no\r\n214 help\r\n"
+            + ok * 3
+            + bye,
+            plan=[
+                ("EHLO", 1),
+                ("DOCMD", 0),
+                ("DOCMD", 20),
+                ("PUTCMD", 17),
+                ("SEND", 0),
+                ("GETREPLY", 0),
+                ("VERIFY", 0),
+                ("EXPN", 1),
+                ("HELP", 1),
+                ("NOOP", 0),
+                ("RSET", 0),
+                ("DOCMD", 2),
+                ("FEATURES", 0),
+                ("QUIT", 0),
+            ],
+        ),
+        "refused-arguments": make(
+            b"220 hi\r\n" + ehlo + bye,
+            plan=[
+                ("EHLO", 1),
+                ("DOCMD", 21),
+                ("DOCMD", 23),
+                ("VERIFY", 3),
+                ("MAIL", 4),
+                ("SEND", 9),
+                ("EHLO", 2),
+                ("QUIT", 0),
+            ],
+        ),
+        "mail-rcpt-data": make(
+            b"220 hi\r\n" + plain_ehlo + ok * 2 + go + ok + bye,
+            plan=[("EHLO_OR_HELO", 0), ("MAIL", 0), ("RCPT", 2), ("DATA", 1), ("QUIT", 0)],
+            timeout=True,
+        ),
+        "greeting-554": make(b"554 5.3.2 go away\r\n", constructor=True),
+        "reply-421": make(
+            b"220 hi\r\n" + ehlo + b"421 4.3.2 shutting down\r\n",
+            plan=[("EHLO", 1), ("NOOP", 0), ("NOOP", 0)],
+        ),
+        "stall": make(
+            b"220 hi\r\n" + ehlo, plan=[("EHLO", 1), ("NOOP", 0)], eof=False, timeout=True
+        ),
+        "eof-mid-reply": make(b"220 hi\r\n250-server.example\r\n250-PIPE", splits=[8]),
+        "debug-helo-reconnect": make(
+            b"220 hi\r\n500 what\r\n250 hello\r\n" + bye + b"220 again\r\n" + ehlo + bye,
+            plan=[("EHLO_OR_HELO", 0), ("QUIT", 0), ("CONNECT", 1), ("EHLO", 1), ("WITH", 1)],
+            observer=3,
+        ),
+    }
+    for name, data in cases.items():
+        writer.write("facade", f"edge-{name}", data)
+
+
 def main() -> int:
     """Write every seed; print how many per harness."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -427,6 +561,7 @@ def main() -> int:
     edge_sessions(writer)
     edge_data(writer)
     edge_commands(writer)
+    edge_facade(writer)
     for harness, count in writer.count.items():
         print(f"{harness}: {count} seeds")
     return 0

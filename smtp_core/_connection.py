@@ -363,7 +363,7 @@ class Connection(_ServerChecks):
         # compare enum members (few calls), since send() runs once per command.
         inp = _INPUT_OF.get(type(command), _OTHER)
         if inp is _OTHER and type(command) is CommandLine:
-            return self._send_line(cast(CommandLine, command))
+            return self._send_line(command)
         if inp in _NOT_PLAIN:
             if inp is _UNCHECKED:
                 raise LocalProtocolError("raw bytes go through send_unchecked(), not send()")
