@@ -311,7 +311,10 @@ class Connection(_ServerChecks):
         """The side effects of a positive reply beyond the state change."""
         inp = entry.input
         if inp is Input.HELLO:
-            helo = type(entry.command) is Helo
+            command = entry.command
+            helo = type(command) is Helo or (
+                type(command) is CommandLine and command.verb == "HELO"
+            )
             self._extensions = _NO_EXTENSIONS if helo else Extensions.from_ehlo_lines(lines)
         elif inp is Input.AUTH or inp is Input.AUTH_RESPONSE:
             self._authenticated = True

@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from smtp_core import Connection, Extensions, Mail, Rcpt
-from transports.sync import SyncDriver, set_reply_timeout
+from smtp_core import Connection
+from transports.sync import SyncDriver
 
 from ._errors import (
     SMTPConnectError,
@@ -40,6 +40,7 @@ from ._errors import (
     SMTPServerDisconnected,
 )
 from ._smtplib_auth import AuthMixin
+from ._smtplib_commands import _legacy_context
 from ._smtplib_helpers import (
     _DEFAULT_TIMEOUT,
     CRLF,
@@ -80,7 +81,7 @@ class SMTP(AuthMixin, SendmailMixin):
         host: if given, :meth:`connect` is called with ``host`` and ``port``.
         port: the port; ``0`` means the default (25).
         local_hostname: the name for EHLO/HELO; default: the host's FQDN.
-        timeout: seconds to wait for the connection and for each reply.
+        timeout: seconds to wait for the connection and for each whole reply.
         source_address: ``(host, port)`` to bind the socket to.
 
     Raises:
@@ -99,10 +100,9 @@ class SMTP(AuthMixin, SendmailMixin):
     ehlo_msg = "ehlo"
     ehlo_resp: bytes | None = None
     does_esmtp = False
-    #: The last EHLO's extensions, until :attr:`esmtp_features` is first read.
-    _ehlo_extensions: Extensions | None = None
     default_port = SMTP_PORT
     _lmtp = False
+    _tls_at_connect = False
 
     def __init__(
         self,
@@ -119,6 +119,7 @@ class SMTP(AuthMixin, SendmailMixin):
         self.source_address = source_address
         self._auth_challenge_count = 0
         self._conn: Connection | None = None
+        self._conn_sock: Any = None
         self._driver: SyncDriver | None = None
         self._reply_timeout: float | None = None
         self.lmtp_replies: dict[str, tuple[int, bytes]] = {}
@@ -152,8 +153,10 @@ class SMTP(AuthMixin, SendmailMixin):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # smtplib's own: QUIT, a reply other than 221 raised, a server that
+        # is gone already (a 421 earlier, a QUIT sent by hand) is fine.
         try:
-            code, message = self.docmd("QUIT") if self._conn is not None else (221, b"")
+            code, message = self.docmd("QUIT")
             if code != 221:
                 raise SMTPResponseException(code, message)
         except SMTPServerDisconnected:
@@ -208,59 +211,37 @@ class SMTP(AuthMixin, SendmailMixin):
         except SMTPResponseException as exc:
             raise SMTPConnectError(exc.smtp_code, exc.smtp_error) from exc
 
-    def _start(self, sock: Any, host: str) -> None:
-        """Begin a fresh engine session on ``sock``."""
-        # smtplib starts TLS only when asked (starttls(), SMTP_SSL).
-        self._conn = Connection(
-            lmtp=self._lmtp,
-            lowercase_commands=True,
-            tls_policy="none",
-            auth_in_clear=True,  # smtplib sends credentials wherever it is asked to
-            max_line_length=None,  # and message lines of any length
-            tls_active=isinstance(self, SMTP_SSL),
-        )
-        self._host = host
-        timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
-        if timeout is not None:
-            set_reply_timeout(sock, timeout)
-        self._reply_timeout = timeout
-        # Made when a procedure first needs one (sendmail, starttls, login):
-        # plain commands go through transports.sync.exchange without it.
-        self._driver = None
-        self._esmtp_features = {}
-        self._ehlo_extensions = None
-        self.helo_resp = self.ehlo_resp = None
-        self.does_esmtp = False
-
     # -- MAIL and RCPT (they look quoteaddr up in this module) -------------------------
 
     def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
         """Send ``mail from:<sender> [options]``; options are sent only after EHLO."""
-        params: tuple[str, ...] = ()
+        return self._docmd(self._mail_line(sender, options))
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        """Send ``rcpt to:<recip> [options]``."""
+        return self._reply_tuple(self._reply_to(self._rcpt_line(recip, options), recip))
+
+    def _mail_line(self, sender: str, options: Sequence[str]) -> str:
+        optionlist = ""
         if options and self.does_esmtp:
             if any(x.lower() == "smtputf8" for x in options):
                 if not self.has_extn("smtputf8"):
                     raise SMTPNotSupportedError("SMTPUTF8 not supported by server")
                 self.command_encoding = "utf-8"
-            params = tuple(options)
-        self._line("mail", f"from:{quoteaddr(sender)}{''.join(' ' + o for o in params)}")
-        return self._command(Mail(self._path(sender), params, strict=False))
+            optionlist = " " + " ".join(options)
+        return self._line("mail", f"from:{self._quoted(sender)}{optionlist}")
 
-    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
-        """Send ``rcpt to:<recip> [options]``."""
-        params = tuple(options) if options and self.does_esmtp else ()
-        self._line("rcpt", f"to:{quoteaddr(recip)}{''.join(' ' + o for o in params)}")
-        return self._command(Rcpt(self._path(recip), params, strict=False))
+    def _rcpt_line(self, recip: str, options: Sequence[str]) -> str:
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        return self._line("rcpt", f"to:{self._quoted(recip)}{optionlist}")
 
     @staticmethod
-    def _path(address: str) -> str:
-        # The address as given, before parseaddr: on Python < 3.13 parseaddr
-        # drops CR and LF, quietly sending an address the caller did not write.
+    def _quoted(address: str) -> str:
+        # The address as given is checked before quoteaddr: on Python < 3.13
+        # its parseaddr drops CR and LF, quietly sending an address the
+        # caller did not write.
         _check_newlines(address)
-        quoted = quoteaddr(address)
-        if not (quoted.startswith("<") and quoted.endswith(">")):
-            raise SMTPProtocolError(f"cannot make an address of {address!r}")
-        return quoted[1:-1]
+        return quoteaddr(address)
 
 
 class SMTP_SSL(SMTP):  # noqa: N801 - smtplib's name
@@ -268,24 +249,48 @@ class SMTP_SSL(SMTP):  # noqa: N801 - smtplib's name
 
     Args:
         context: the ``ssl.SSLContext``; default: ``ssl.create_default_context()``,
-            which verifies the certificate and the host name (smtplib does too
-            since 3.x through ``_create_stdlib_context`` only when asked).
+            which verifies the certificate chain and the host name (smtplib's
+            default context checks neither).
+        keyfile, certfile: (Python 3.10 and 3.11 only, as their smtplib; deprecated)
+            a client certificate, exclusive with ``context``.
     """
 
     default_port = SMTP_SSL_PORT
+    _tls_at_connect = True
 
-    def __init__(
-        self,
-        host: str = "",
-        port: int = 0,
-        local_hostname: str | None = None,
-        *,
-        timeout: float | None = _DEFAULT_TIMEOUT,
-        source_address: tuple[str, int] | None = None,
-        context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.context = context if context is not None else ssl.create_default_context()
-        super().__init__(host, port, local_hostname, timeout, source_address)
+    if sys.version_info >= (3, 12):
+
+        def __init__(
+            self,
+            host: str = "",
+            port: int = 0,
+            local_hostname: str | None = None,
+            *,
+            timeout: float | None = _DEFAULT_TIMEOUT,
+            source_address: tuple[str, int] | None = None,
+            context: ssl.SSLContext | None = None,
+        ) -> None:
+            self.context = context if context is not None else ssl.create_default_context()
+            super().__init__(host, port, local_hostname, timeout, source_address)
+
+    else:
+
+        def __init__(  # noqa: PLR0917 - Python 3.10/3.11 smtplib's signature
+            self,
+            host: str = "",
+            port: int = 0,
+            local_hostname: str | None = None,
+            keyfile: str | None = None,
+            certfile: str | None = None,
+            timeout: float | None = _DEFAULT_TIMEOUT,
+            source_address: tuple[str, int] | None = None,
+            context: ssl.SSLContext | None = None,
+        ) -> None:
+            self.keyfile = keyfile
+            self.certfile = certfile
+            legacy = _legacy_context(keyfile, certfile, context)
+            self.context = legacy if legacy is not None else ssl.create_default_context()
+            super().__init__(host, port, local_hostname, timeout, source_address)
 
     def _get_socket(self, host: str, port: int, timeout: float | None) -> Any:
         sock = super()._get_socket(host, port, timeout)

@@ -1,19 +1,34 @@
 """The ``smtplib`` facade's AUTH: ``login()``, ``auth()`` and the ``auth_*`` authobjects.
 
 :class:`AuthMixin` runs smtplib's SASL protocol (an ``authobject`` answering
-each challenge) over the engine's AUTH commands, and SCRAM through the
-engine's login procedure.
+each challenge) with smtplib's own lines, and SCRAM through the engine's
+login procedure.  Credentials are sent as UTF-8 after SASLprep (RFC 4013)
+when SASLprep takes them, and as given otherwise (an empty password, a tab:
+smtplib sends those, and development servers accept any credentials).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hmac
 from collections.abc import Callable
 
-from smtp_core import Auth, AuthResponse, CramMD5, Plain, ReplyError, mechanism_for, procedures
+from smtp_core import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    ReplyError,
+    SASLError,
+    SASLMechanism,
+    SASLprepError,
+    mechanism_for,
+    procedures,
+    saslprep,
+)
 
 from ._errors import SMTPAuthenticationError, SMTPException, SMTPNotSupportedError
 from ._smtplib_commands import CommandsMixin
+from ._smtplib_outcomes import reply_text
 
 __all__ = ["AuthMixin"]
 
@@ -28,10 +43,18 @@ def _utf8(value: str | bytes | None) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
 
 
+def _prepared(value: str) -> str:
+    """SASLprep of ``value`` where it applies, else ``value`` as smtplib would send it."""
+    if value.isascii() and value.isprintable():
+        return value  # SASLprep leaves printable ASCII as it is
+    try:
+        return saslprep(value)
+    except SASLprepError:
+        return value
+
+
 class AuthMixin(CommandsMixin):
     """smtplib's AUTH methods: :meth:`login`, :meth:`auth` and its ``auth_*`` helpers."""
-
-    # -- AUTH --------------------------------------------------------------------------
 
     user: str = ""
     password: str = ""
@@ -54,23 +77,28 @@ class AuthMixin(CommandsMixin):
             ``(code, text)`` of the final reply (235, or 503 if already authenticated).
 
         Raises:
-            SMTPAuthenticationError: any other final reply.
+            SMTPAuthenticationError: any other final reply; or a challenge that
+                is not base64 (code 334, after cancelling the exchange with ``*``).
             SMTPException: the server keeps challenging ("infinite loop").
         """
-        # smtplib sends AUTH even before EHLO; RFC 4954 needs EHLO first.
-        self.ehlo_or_helo_if_needed()
         mechanism = mechanism.upper()
         initial = authobject() if initial_response_ok else None
         if initial is not None:
-            code, resp = self._command(Auth(mechanism, _utf8(initial)))
+            response = base64.b64encode(_utf8(initial)).decode("ascii")
+            code, resp = self.docmd("AUTH", mechanism + " " + response)
             self._auth_challenge_count = 1
         else:
-            code, resp = self._command(Auth(mechanism))
+            code, resp = self.docmd("AUTH", mechanism)
             self._auth_challenge_count = 0
         while code == 334:
             self._auth_challenge_count += 1
-            challenge = base64.decodebytes(resp)
-            code, resp = self._command(AuthResponse(_utf8(authobject(challenge))))
+            try:
+                challenge = base64.decodebytes(resp)
+            except binascii.Error:
+                self._cancel_auth()
+                raise SMTPAuthenticationError(code, resp) from None
+            response = base64.b64encode(_utf8(authobject(challenge))).decode("ascii")
+            code, resp = self.docmd(response)
             if self._auth_challenge_count > _MAXCHALLENGE:
                 raise SMTPException(
                     "Server AUTH mechanism infinite loop. Last response: " + repr((code, resp))
@@ -79,21 +107,26 @@ class AuthMixin(CommandsMixin):
             return code, resp
         raise SMTPAuthenticationError(code, resp)
 
-    def auth_cram_md5(self, challenge: bytes | None = None) -> bytes | None:
-        """CRAM-MD5 (RFC 2195) for :meth:`auth`; the password goes through SASLprep."""
+    def _cancel_auth(self) -> None:
+        # RFC 4954 §4: "*" abandons the exchange; the server answers 501.
+        self.docmd("*")
+
+    def auth_cram_md5(self, challenge: bytes | None = None) -> str | None:
+        """CRAM-MD5 (RFC 2195) for :meth:`auth`, as smtplib (the password UTF-8)."""
         if challenge is None:
             return None
-        return CramMD5(self.user, self.password).respond(challenge)
+        password = _prepared(self.password).encode("utf-8")
+        return self.user + " " + hmac.HMAC(password, challenge, "md5").hexdigest()
 
-    def auth_plain(self, challenge: bytes | None = None) -> bytes:
+    def auth_plain(self, challenge: bytes | None = None) -> str:
         """PLAIN (RFC 4616) for :meth:`auth`."""
-        return Plain(self.user, self.password).initial_response()
+        return f"\0{_prepared(self.user)}\0{_prepared(self.password)}"
 
     def auth_login(self, challenge: bytes | None = None) -> str:
         """LOGIN for :meth:`auth`: the user name first, then the password."""
         if challenge is None or self._auth_challenge_count < 2:
-            return self.user
-        return self.password
+            return _prepared(self.user)
+        return _prepared(self.password)
 
     def login(
         self, user: str, password: str, *, initial_response_ok: bool = True
@@ -106,7 +139,8 @@ class AuthMixin(CommandsMixin):
         Raises:
             SMTPNotSupportedError: the server has no AUTH.
             SMTPException: no mechanism in common.
-            SMTPAuthenticationError: every mechanism tried was refused.
+            SMTPAuthenticationError: every mechanism tried was refused; or the
+                server broke SCRAM (code -1; the connection is closed).
         """
         self.ehlo_or_helo_if_needed()
         if not self.has_extn("auth"):
@@ -120,7 +154,11 @@ class AuthMixin(CommandsMixin):
         for method in methods:
             try:
                 if method.startswith("SCRAM-"):
-                    code, resp = self._scram(method)
+                    try:
+                        mechanism = mechanism_for(method, user, password)
+                    except (SASLError, SASLprepError):
+                        continue  # SASLprep refuses these credentials: SCRAM cannot carry them
+                    code, resp = self._scram(mechanism)
                 else:
                     authobject = getattr(self, "auth_" + method.lower().replace("-", "_"))
                     code, resp = self.auth(
@@ -129,20 +167,29 @@ class AuthMixin(CommandsMixin):
                 if code in (235, 503):
                     return code, resp
             except SMTPAuthenticationError as exc:
+                if self.sock is None:
+                    raise  # the session is over: no other mechanism can follow
                 last = exc
-        assert last is not None
+        if last is None:
+            raise SMTPException("No suitable authentication method found.")
         raise last
 
-    def _scram(self, method: str) -> tuple[int, bytes]:
-        """SCRAM through the engine's login procedure (it needs state between steps)."""
-        assert self._conn is not None
-        mechanism = mechanism_for(method, self.user, self.password)
-        self._conn.lowercase_commands = True
+    def _scram(self, mechanism: SASLMechanism) -> tuple[int, bytes]:
+        """SCRAM through the engine's login procedure (it keeps state between steps).
+
+        R5: a server that breaks SCRAM (a bad signature, even after 235) may be
+        an impostor; the session is closed.
+        """
         try:
-            reply = self._run(procedures.login(self._conn, mechanism))
+            reply = self._run(procedures.login(self._engine(), mechanism))
         except ReplyError as refused:
             code, resp = self._reply_tuple(refused.reply)
             if code == 503:
                 return code, resp
             raise SMTPAuthenticationError(code, resp) from None
-        return self._reply_tuple(reply)
+        except SMTPException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, (RemoteProtocolError, LocalProtocolError)):
+                raise SMTPAuthenticationError(-1, str(cause).encode()) from cause
+            raise
+        return reply.code, reply_text(reply)

@@ -1,8 +1,10 @@
 """The ``smtplib`` facade's mail sending: ``sendmail()`` and ``send_message()``.
 
-:class:`SendmailMixin` checks every address and option before the first byte
-goes out, then sends MAIL, RCPT and DATA one by one, or through the engine's
-``send_mail`` procedure in one write when the server offers PIPELINING.
+:class:`SendmailMixin` makes every line of the transaction (smtplib's own) and
+checks them all before the first byte goes out, then sends MAIL, RCPT and
+DATA one by one as smtplib does, or through the engine's ``transaction``
+procedure in one write when the server offers PIPELINING.  Either way the
+replies become smtplib's results through the seam (``_smtplib_outcomes``, R6).
 """
 
 from __future__ import annotations
@@ -15,16 +17,22 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from smtp_core import procedures
+from smtp_core import CommandLine, procedures
 
-from ._errors import (
-    SMTPDataError,
-    SMTPNotSupportedError,
-    SMTPRecipientsRefused,
-    SMTPSenderRefused,
-)
+from ._errors import SMTPNotSupportedError
 from ._smtplib_commands import CommandsMixin
-from ._smtplib_helpers import _check_newlines, _fix_eols
+from ._smtplib_helpers import _fix_eols
+from ._smtplib_outcomes import (
+    Refused,
+    data_outcome,
+    final_outcome,
+    lmtp_outcome,
+    mail_outcome,
+    rcpt_outcome,
+    recipients_outcome,
+    reply_text,
+    sendmail_outcome,
+)
 
 __all__ = ["SendmailMixin"]
 
@@ -34,10 +42,8 @@ class SendmailMixin(CommandsMixin):
 
     if TYPE_CHECKING:
         # Defined by SMTP itself (smtpclient._smtplib), where quoteaddr is looked up.
-        def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]: ...
-        def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]: ...
-        @staticmethod
-        def _path(address: str) -> str: ...
+        def _mail_line(self, sender: str, options: Sequence[str]) -> str: ...
+        def _rcpt_line(self, recip: str, options: Sequence[str]) -> str: ...
 
     # -- sending mail ------------------------------------------------------------------
 
@@ -51,25 +57,16 @@ class SendmailMixin(CommandsMixin):
     ) -> dict[str, tuple[int, bytes]]:
         """Send one message; returns ``{recipient: (code, text)}`` for refused recipients.
 
-        With PIPELINING, MAIL, every RCPT and DATA go out in one write.
+        It returns only when the server accepted the message.  With
+        PIPELINING, MAIL, every RCPT and DATA go out in one write.  Every line
+        (addresses and options) is checked before the first byte goes out.
 
         Raises:
             SMTPHeloError, SMTPSenderRefused, SMTPRecipientsRefused (every
-            recipient refused; for LMTP, also after the data), SMTPDataError,
-            SMTPNotSupportedError, SMTPServerDisconnected.
+            recipient refused, or a 421 to a RCPT; for LMTP, also after the
+            data), SMTPDataError, SMTPNotSupportedError, SMTPServerDisconnected
+            (the server closed before its verdict on the message).
         """
-        if isinstance(to_addrs, str):
-            to_addrs = [to_addrs]
-        if not to_addrs:
-            raise SMTPRecipientsRefused({})
-        # Every address and option is checked before the first byte goes out,
-        # so a bad recipient cannot leave a half-sent transaction behind.  Each
-        # address is quoted once here and reused.
-        paths = {address: self._path(address) for address in (from_addr, *to_addrs)}
-        _check_newlines(f"mail from:<{paths[from_addr]}>{''.join(' ' + o for o in mail_options)}")
-        # _path checked every address; the options are all that is left.
-        rcpt_suffix = "".join(" " + o for o in rcpt_options)
-        _check_newlines(f"rcpt to:<{paths[to_addrs[0]]}>{rcpt_suffix}")
         self.ehlo_or_helo_if_needed()
         if isinstance(msg, str):
             msg = _fix_eols(msg).encode("ascii")
@@ -78,97 +75,39 @@ class SendmailMixin(CommandsMixin):
             if self.has_extn("size"):
                 options.append(f"size={len(msg)}")
             options.extend(mail_options)
-        if self._conn is not None and self._conn.extensions.pipelining:
-            return self._sendmail_pipelined(
-                from_addr, to_addrs, msg, paths=paths, options=options, rcpt_options=rcpt_options
+        if isinstance(to_addrs, str):
+            to_addrs = [to_addrs]
+        mail_line = self._mail_line(from_addr, options)
+        rcpt_lines = [self._rcpt_line(address, rcpt_options) for address in to_addrs]
+        conn = self._engine()
+        if to_addrs and self.does_esmtp and conn.extensions.pipelining:
+            result = self._run(
+                procedures.transaction(
+                    conn,
+                    CommandLine(mail_line),
+                    [CommandLine(line, a) for line, a in zip(rcpt_lines, to_addrs, strict=True)],
+                    msg,
+                )
             )
-        code, resp = self.mail(from_addr, options)
-        if code != 250:
-            self._close_or_rset(code)
-            raise SMTPSenderRefused(code, resp, from_addr)
-        refused: dict[str, tuple[int, bytes]] = {}
-        for each in to_addrs:
-            code, resp = self.rcpt(each, rcpt_options)
-            if code not in (250, 251):
-                refused[each] = (code, resp)
-            if code == 421:
-                self.close()
-                raise SMTPRecipientsRefused(refused)
-        if len(refused) == len(to_addrs):
-            self._rset()
-            raise SMTPRecipientsRefused(refused)
-        code, resp = self.data(msg)
+            if self._lmtp:
+                self.lmtp_replies = {
+                    address: (r.reply.code, reply_text(r.reply))
+                    for address, r in zip(to_addrs, result.recipients, strict=True)
+                    if r.rcpt_reply is not None and r.rcpt_reply.is_positive
+                }
+            return sendmail_outcome(result, from_addr, to_addrs, lmtp=self._lmtp, close=self.close)
+        # One command at a time, in smtplib's order and with its resets.
+        mail_outcome(self._reply_to(mail_line), from_addr, close=self.close, reset=self._rset)
+        refused: Refused = {}
+        for address, line in zip(to_addrs, rcpt_lines, strict=True):
+            rcpt_outcome(refused, address, self._reply_to(line, address), close=self.close)
+        recipients_outcome(refused, len(to_addrs), reset=self._rset)
+        data_outcome(self._reply_to("data"), close=self.close)
+        verdicts = self._content(msg)
         if self._lmtp:
-            for rcpt, (lcode, lresp) in self.lmtp_replies.items():
-                if lcode != 250:
-                    refused[rcpt] = (lcode, lresp)
-            if len(refused) == len(to_addrs):
-                raise SMTPRecipientsRefused(refused)
-            return refused
-        if code != 250:
-            self._close_or_rset(code)
-            raise SMTPDataError(code, resp)
-        return refused
-
-    def _close_or_rset(self, code: int) -> None:
-        if code == 421:
-            self.close()
-        else:
-            self._rset()
-
-    def _sendmail_pipelined(
-        self,
-        from_addr: str,
-        to_addrs: Sequence[str],
-        msg: bytes,
-        *,
-        paths: dict[str, str],
-        options: list[str],
-        rcpt_options: Sequence[str],
-    ) -> dict[str, tuple[int, bytes]]:
-        if any(x.lower() == "smtputf8" for x in options):
-            if not self.has_extn("smtputf8"):
-                raise SMTPNotSupportedError("SMTPUTF8 not supported by server")
-            self.command_encoding = "utf-8"
-        if self.command_encoding == "ascii":
-            # As smtplib: without SMTPUTF8 a non-ASCII address is a UnicodeEncodeError.
-            "".join([*paths.values(), *options, *rcpt_options]).encode("ascii")
-        assert self._conn is not None
-        result = self._run(
-            procedures.send_mail(
-                self._conn,
-                paths[from_addr],
-                [paths[a] for a in to_addrs],
-                msg,
-                mail_params=options,
-                rcpt_params=rcpt_options,
-                strict=False,
-            )
-        )
-        mail_reply = result.mail_reply
-        if not mail_reply.is_positive:
-            self._close_or_rset(mail_reply.code)
-            raise SMTPSenderRefused(mail_reply.code, b"\n".join(mail_reply.lines), from_addr)
-        refused: dict[str, tuple[int, bytes]] = {}
-        for address, r in zip(to_addrs, result.recipients, strict=True):
-            if r.rcpt_reply is None or r.rcpt_reply.code not in (250, 251):
-                reply = r.rcpt_reply or r.reply
-                refused[address] = (reply.code, b"\n".join(reply.lines))
-        if len(refused) == len(to_addrs):
-            if result.recipients[-1].reply.code == 421:
-                self.close()
-            raise SMTPRecipientsRefused(refused)
-        data_reply = result.final_reply or result.data_reply
-        if self._lmtp and result.final_reply is not None:
-            for address, r in zip(to_addrs, result.recipients, strict=True):
-                if address not in refused and r.reply.code != 250:
-                    refused[address] = (r.reply.code, b"\n".join(r.reply.lines))
-            if len(refused) == len(to_addrs):
-                raise SMTPRecipientsRefused(refused)
-        elif data_reply is not None and data_reply.code != 250:
-            if data_reply.code == 421:
-                self.close()
-            raise SMTPDataError(data_reply.code, b"\n".join(data_reply.lines))
+            self.lmtp_replies = {address: self._reply_tuple(r) for address, r in verdicts}
+            return lmtp_outcome(refused, verdicts, len(to_addrs), close=self.close)
+        final_outcome(verdicts[0][1], close=self.close, reset=self._rset)
         return refused
 
     def send_message(

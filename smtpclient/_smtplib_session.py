@@ -1,9 +1,12 @@
 """The base of the ``smtplib`` facade's ``SMTP``: its state, debug output and engine I/O.
 
 :class:`SessionBase` declares the session's attributes (``SMTP`` sets them),
-prints the debug output, runs engine procedures on the blocking driver, sends
-one command and reads its reply (``docmd``, ``putcmd``, ``getreply``, ``send``),
-turns engine and socket errors into smtplib's exceptions, and closes.
+prints the debug output, and moves command lines and replies between the
+socket and a *permissive* engine (``Connection(permissive=True)``): every line
+is written exactly as smtplib writes it and goes to the server, whatever the
+order of commands or the server's extensions, and the engine pairs each reply
+with its command and follows the state.  What the engine and the socket
+report becomes smtplib's results through ``_smtplib_outcomes`` (the seam).
 """
 
 from __future__ import annotations
@@ -15,45 +18,32 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from smtp_core import (
-    BaseCommand,
-    Command,
+    CommandLine,
     Connection,
     ConnectionClosed,
-    Extensions,
     Greeting,
     LocalProtocolError,
     Procedure,
     RemoteProtocolError,
     Reply,
-    ServerDisconnected,
+    State,
 )
-from transports.sync import SyncDriver, exchange
+from transports.sync import SyncDriver, exchange, set_reply_timeout
 
-from ._errors import SMTPResponseException, SMTPServerDisconnected
-from ._smtplib_helpers import (
-    _DATA,
-    _ENGINE_ERRORS,
-    _NOOP,
-    _QUIT,
-    _RSET,
-    SMTPProtocolError,
-    _check_newlines,
-)
+from ._errors import SMTPServerDisconnected
+from ._smtplib_helpers import _check_newlines
+from ._smtplib_outcomes import disconnected, raise_engine_error, reply_text
 
 __all__ = ["SessionBase"]
 
 T = TypeVar("T")
-
-#: docmd()'s verbs the engine knows without arguments: sent as these commands, so
-#: the session's state follows them.
-_ARGUMENTLESS: dict[str, BaseCommand] = {"QUIT": _QUIT, "RSET": _RSET, "NOOP": _NOOP, "DATA": _DATA}
 
 
 class SessionBase:
     """What every part of ``SMTP`` builds on: the session's state and its plumbing.
 
     Not used on its own: :class:`smtpclient.SMTP` sets the attributes declared
-    here (class defaults in its body, the rest in ``__init__`` and ``_start``).
+    here (class defaults in its body, the rest in ``__init__``).
     """
 
     # Class attributes of SMTP (their defaults are set there).
@@ -65,20 +55,24 @@ class SessionBase:
     ehlo_msg: str
     ehlo_resp: bytes | None
     does_esmtp: bool
-    _ehlo_extensions: Extensions | None
     _lmtp: bool
+    _tls_at_connect: bool
     # Instance attributes set by SMTP.__init__.
     _host: str
     timeout: float | None
-    _esmtp_features: dict[str, str]
     command_encoding: str
     source_address: tuple[str, int] | None
     _auth_challenge_count: int
     _conn: Connection | None
+    _conn_sock: Any
     _driver: SyncDriver | None
     _reply_timeout: float | None
     lmtp_replies: dict[str, tuple[int, bytes]]
     local_hostname: str
+
+    def _forget_hello(self) -> None:
+        """Forget what EHLO/HELO said (a new socket, TLS, QUIT); SMTP resets its features."""
+        raise NotImplementedError  # SMTP's CommandsMixin defines it
 
     # -- debugging ---------------------------------------------------------------------
 
@@ -98,135 +92,168 @@ class SessionBase:
         if self.trace is not None:
             self.trace(direction, data)
 
-    # -- running the engine ------------------------------------------------------------
+    def _tracer(self) -> Callable[[str, bytes], None] | None:
+        # The trace hook only when it has something to do: a session with
+        # neither debug output nor a trace makes no trace calls.
+        return self._trace if self.debuglevel > 0 or self.trace is not None else None
+
+    # -- the engine --------------------------------------------------------------------
+
+    def _start(self, sock: Any, host: str) -> Connection:
+        """Begin a fresh engine session on ``sock``, waiting for the greeting."""
+        # smtplib starts TLS only when asked (starttls(), SMTP_SSL), sends
+        # credentials and message lines of any length wherever it is asked
+        # to, and leaves the order of commands to the server: permissive.
+        conn = self._conn = Connection(
+            lmtp=self._lmtp,
+            lowercase_commands=True,  # "data", "rset": smtplib's own bytes
+            tls_policy="none",
+            auth_in_clear=True,
+            max_line_length=None,
+            tls_active=self._tls_at_connect,
+            permissive=True,
+        )
+        self._conn_sock = sock
+        self._host = host
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+        if timeout is not None:
+            set_reply_timeout(sock, timeout)
+        self._reply_timeout = timeout
+        # Made when a procedure first needs one (pipelined sendmail, SCRAM).
+        self._driver = None
+        self._forget_hello()
+        return conn
+
+    def _engine(self) -> Connection:
+        """The engine session of the socket.
+
+        Code that makes ``SMTP()`` unconnected and assigns a connected socket
+        to ``sock`` (test suites, proxy recipes) gets one here, waiting for
+        the greeting as after :meth:`connect`.  A socket that replaced the
+        session's own after a 220 to STARTTLS sent by hand is the TLS layer.
+        """
+        conn = self._conn
+        sock = self.sock
+        if sock is None:
+            raise SMTPServerDisconnected("please run connect() first")
+        if conn is None:
+            return self._start(sock, self._host)
+        if sock is not self._conn_sock:
+            self._conn_sock = sock
+            if conn.state is State.TLS:
+                conn.start_tls_done()
+        return conn
+
+    def _fail(self, exc: Exception) -> NoReturn:
+        """Raise smtplib's exception for an engine or socket error (R2-R4)."""
+        raise_engine_error(exc, self.close)
 
     def _get_driver(self) -> SyncDriver:
         """The driver for engine procedures on the session's socket (made once per socket)."""
-        sock = self.sock
-        if self._conn is None or sock is None:
-            raise SMTPServerDisconnected("please run connect() first")
+        self._engine()
         driver = self._driver
-        if driver is None or driver.sock is not sock:
+        if driver is None or driver.sock is not self.sock:
             driver = self._driver = SyncDriver(
-                sock, server_hostname=self._host or None, reply_timeout=self._reply_timeout
+                self.sock, server_hostname=self._host or None, reply_timeout=self._reply_timeout
             )
         return driver
 
     def _run(self, procedure: Procedure[T]) -> T:
         """Run an engine procedure, turning engine errors into smtplib's."""
-        # The driver made for this socket, if any (sendmail runs one per message).
-        driver = self._driver
-        if driver is None or driver.sock is not self.sock:
-            try:
-                driver = self._get_driver()
-            except SMTPServerDisconnected:
-                procedure.close()
-                raise
-        # The trace hook only when it has something to do: a session with neither
-        # debug output nor a trace makes no trace calls.  Both may change at any
-        # time, so this is decided for each run.
-        driver.trace = self._trace if self.debuglevel > 0 or self.trace is not None else None
+        try:
+            driver = self._get_driver()
+        except SMTPServerDisconnected:
+            procedure.close()
+            raise
+        driver.trace = self._tracer()
         try:
             return driver.run(procedure)
-        except _ENGINE_ERRORS as exc:
-            self._raise_smtplib_error(exc)
+        except (RemoteProtocolError, LocalProtocolError, OSError) as exc:
+            self._fail(exc)
 
-    def _exchange(self, data: bytes) -> tuple[int, bytes]:
-        """Write ``data`` (``b""``: nothing), read the next reply, return ``(code, text)``.
+    # -- lines and replies -------------------------------------------------------------
 
-        The ``command``/``read_event`` procedures without their generators
-        (``transports.sync.exchange``), with :meth:`_run`'s errors; the server
-        closing first is ``SMTPServerDisconnected``.
+    def _line(self, cmd: str, args: str = "") -> str:
+        """smtplib's command line for ``cmd`` and ``args``, checked as smtplib checks it.
+
+        Raises:
+            ValueError: CR or LF (smtplib's message), or NUL (not smtplib: R4).
+            UnicodeEncodeError: not encodable with ``command_encoding``, as smtplib.
         """
-        conn = self._conn
-        sock = self.sock
-        if conn is None or sock is None:
-            raise SMTPServerDisconnected("please run connect() first")
-        trace = self._trace if self.debuglevel > 0 or self.trace is not None else None
+        line = cmd if args == "" else f"{cmd} {args}"
+        _check_newlines(line)
+        if not line.isascii():
+            line.encode(self.command_encoding)
+        return line
+
+    def _register(self, line: str, recipient: str | None = None) -> bytes:
+        """Tell the engine ``line`` is being sent; the bytes to write."""
+        conn = self._engine()
         try:
-            reply = exchange(sock, conn, data, self._reply_timeout, trace)
-        except _ENGINE_ERRORS as exc:
-            self._raise_smtplib_error(exc)
-        if type(reply) is ConnectionClosed:
-            self.close()
-            raise SMTPServerDisconnected("Connection unexpectedly closed")
-        if self.debuglevel > 0:
-            return self._reply_tuple(reply)
-        return reply.code, b"\n".join(reply.lines)  # _reply_tuple without the debug output
+            return conn.send(CommandLine(line, recipient))
+        except (RemoteProtocolError, LocalProtocolError) as exc:
+            self._fail(exc)
 
-    def _raise_smtplib_error(self, exc: Exception) -> NoReturn:
-        """Raise smtplib's exception for an engine or socket error (called in its handler)."""
-        if isinstance(exc, ServerDisconnected):
-            self.close()
-            raise SMTPServerDisconnected("Connection unexpectedly closed") from None
-        if isinstance(exc, RemoteProtocolError):
-            # smtplib's code for a reply it cannot parse is -1.
-            self.close()
-            raise SMTPResponseException(-1, str(exc).encode()) from exc
-        if isinstance(exc, LocalProtocolError):
-            raise SMTPProtocolError(str(exc)) from exc
-        self.close()
-        if isinstance(exc, ssl.SSLError):
-            raise exc  # as it is: a failed handshake leaves nothing usable
-        raise SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
-
-    def _reply_tuple(self, reply: Reply | Greeting) -> tuple[int, bytes]:
-        message = b"\n".join(reply.lines)
+    def _read(self) -> Reply | Greeting:
+        """Read the next reply (R2, R3)."""
+        conn = self._engine()
+        if not conn.awaiting and conn.state is not State.GREETING:
+            # The caller wrote bytes of its own with send(): pair the reply
+            # they drew with them, leaving the state as it is.
+            conn.send_unchecked(b"", replies=1)
+        try:
+            event = exchange(self.sock, conn, b"", self._reply_timeout, self._tracer())
+        except (RemoteProtocolError, OSError) as exc:
+            self._fail(exc)
+        if isinstance(event, ConnectionClosed):
+            disconnected(self.close)
         if self.debuglevel > 0:
-            for index, line in enumerate(reply.lines):
-                sep = b" " if index == len(reply.lines) - 1 else b"-"
-                self._print_debug("reply:", repr(b"%d%s%s\r\n" % (reply.code, sep, line)))
-            self._print_debug(f"reply: retcode ({reply.code}); Msg: {message!r}")
-        return reply.code, message
+            self._print_reply(event)
+        return event
+
+    def _reply_to(self, line: str, recipient: str | None = None) -> Reply | Greeting:
+        """Send a checked ``line`` and read its reply."""
+        self.send(self._register(line, recipient))
+        return self._read()
+
+    def _docmd(self, line: str) -> tuple[int, bytes]:
+        """Send a checked ``line``; its reply as ``(code, text)``."""
+        return self._reply_tuple(self._reply_to(line))
+
+    def _print_reply(self, reply: Reply | Greeting) -> None:
+        """smtplib's debug output for a reply."""
+        for index, line in enumerate(reply.lines):
+            sep = b" " if index == len(reply.lines) - 1 else b"-"
+            self._print_debug("reply:", repr(b"%d%s%s\r\n" % (reply.code, sep, line)))
+        self._print_debug(f"reply: retcode ({reply.code}); Msg: {reply_text(reply)!r}")
+
+    @staticmethod
+    def _reply_tuple(reply: Reply | Greeting) -> tuple[int, bytes]:
+        """R1."""
+        return reply.code, reply_text(reply)
+
+    # -- smtplib's low-level API -------------------------------------------------------
 
     def getreply(self) -> tuple[int, bytes]:
         """Read the next reply; returns ``(code, text)`` with lines joined by ``\\n``.
 
         Raises:
             SMTPServerDisconnected: the server closed the connection.
+            SMTPResponseException: the reply broke the grammar or the limits
+                (code -1); the connection is closed.
         """
-        return self._exchange(b"")
-
-    def _command(self, command: BaseCommand, *, lowercase: bool = True) -> tuple[int, bytes]:
-        """Send one command through the engine and read its reply.
-
-        ``lowercase`` picks the case of the verb on the wire: smtplib writes its
-        own commands in lower case and ``docmd``'s verb as the caller gave it.
-        """
-        conn = self._conn
-        if conn is None:
-            raise SMTPServerDisconnected("please run connect() first")
-        conn.lowercase_commands = lowercase
-        try:
-            data = conn.send(command)
-        except LocalProtocolError as exc:
-            raise SMTPProtocolError(str(exc)) from exc
-        return self._exchange(data)
-
-    def _line(self, cmd: str, args: str = "") -> str:
-        """Check a command line as smtplib does: no CR/LF, and encodable."""
-        line = f"{cmd} {args}" if args else cmd
-        _check_newlines(line)
-        line.encode(self.command_encoding)  # UnicodeEncodeError, as smtplib
-        return line
+        return self._reply_tuple(self._read())
 
     def putcmd(self, cmd: str, args: str = "") -> None:
         """Send a command line without reading its reply (read it with :meth:`getreply`)."""
-        self._line(cmd, args)
-        if self._conn is None:
-            raise SMTPServerDisconnected("please run connect() first")
-        conn = self._conn
-        data = self._run_send(lambda: conn.send(Command(cmd, args)))
-        self.send(data)
-
-    def _run_send(self, produce: Callable[[], bytes]) -> bytes:
-        try:
-            return produce()
-        except LocalProtocolError as exc:
-            raise SMTPProtocolError(str(exc)) from exc
+        self.send(self._register(self._line(cmd, args)))
 
     def send(self, s: str | bytes) -> None:
-        """Write raw bytes to the server (smtplib's low-level ``send``)."""
+        """Write raw bytes to the server (smtplib's low-level ``send``).
+
+        Raises:
+            SMTPServerDisconnected: not connected, or the write failed (closed).
+        """
         if self.sock is None:
             raise SMTPServerDisconnected("please run connect() first")
         data = s.encode(self.command_encoding) if isinstance(s, str) else s
@@ -239,12 +266,12 @@ class SessionBase:
             raise SMTPServerDisconnected("Server not connected") from None
 
     def docmd(self, cmd: str, args: str = "") -> tuple[int, bytes]:
-        """Send a command and return its reply as ``(code, text)``."""
-        self._line(cmd, args)
-        known = _ARGUMENTLESS.get(cmd.upper()) if not args else None
-        if known is None:
-            return self._command(Command(cmd, args))  # written exactly as given
-        return self._command(known, lowercase=cmd.islower())
+        """Send a command and return its reply as ``(code, text)``.
+
+        The line goes to the server as written (``docmd("MAIL FROM: <a@b>")``,
+        ``docmd("AUTH", "XOAUTH2 " + token)``...); the engine follows it.
+        """
+        return self._docmd(self._line(cmd, args))
 
     # -- closing -----------------------------------------------------------------------
 
@@ -258,6 +285,7 @@ class SessionBase:
             sock, self.sock = self.sock, None
             self._driver = None
             self._conn = None
+            self._conn_sock = None
             if sock:
                 sock.close()
 
@@ -268,9 +296,20 @@ class SessionBase:
             ``(code, text)`` of the reply to QUIT.
         """
         res = self.docmd("quit")
-        self.ehlo_resp = self.helo_resp = None
-        self._esmtp_features = {}
-        self._ehlo_extensions = None
-        self.does_esmtp = False
+        self._forget_hello()
         self.close()
         return res
+
+    def _wrap_tls(self, context: ssl.SSLContext) -> None:
+        """Start TLS on the session's socket after a 220 to STARTTLS."""
+        try:
+            self.sock = context.wrap_socket(self.sock, server_hostname=self._host or None)
+        except BaseException:
+            self.close()
+            raise
+        self.file = None
+        conn = self._conn
+        if conn is not None:
+            self._conn_sock = self.sock
+            if conn.state is State.TLS:
+                conn.start_tls_done()  # RFC 3207 §4.2: EHLO again; AUTH again

@@ -17,7 +17,7 @@ import smtp_core
 import smtpclient
 from smtp_core import Connection, procedures
 from tests._postfix import TEST_DOMAIN, PostfixServer, strip_trace_headers
-from tests.servers import AiosmtpdServer
+from tests.servers import AiosmtpdServer, Step
 from transports.sync import SyncDriver, connect
 
 # Leading dots, a lone dot line, a line ".." and every kind of line ending:
@@ -224,16 +224,21 @@ def test_ehlo_extensions_of_real_servers(
 
 
 @pytest.mark.parametrize("bad", ["x@example.test\r\nRSET", '"a\nb"@e.test', "x\0@example.test"])
-def test_bad_recipient_refused_before_any_byte(bad: str) -> None:
+def test_bad_recipient_refused_before_any_byte_of_the_transaction(bad: str) -> None:
     from tests.servers import ScriptedServer
 
-    with ScriptedServer([b"220 scripted.test\r\n", ("expect", 1), b"221 bye\r\n"]) as server:
+    steps: list[Step] = [b"220 scripted.test\r\n", ("expect", 1), b"250 scripted.test\r\n"]
+    # An empty list is smtplib's: MAIL, RSET, then SMTPRecipientsRefused({}).
+    steps += [("expect", 1), b"250 ok\r\n", ("expect", 1), b"250 reset\r\n"]
+    steps += [("expect", 1), b"221 bye\r\n"]
+    with ScriptedServer(steps) as server:
         with smtpclient.SMTP(server.host, server.port, "client.test", timeout=10) as smtp:
             with pytest.raises(ValueError, match="prohibited"):
                 smtp.sendmail("a@client.test", ["ok@example.test", bad], b"x")
             with pytest.raises(smtpclient.SMTPRecipientsRefused):
                 smtp.sendmail("a@client.test", [], b"x")
-    assert server.received == b"QUIT\r\n"  # not even EHLO went out (QUIT: smtplib's __exit__)
+    # Not a byte of the first transaction (smtplib sends MAIL and the first RCPT).
+    assert server.received == (b"ehlo client.test\r\nmail from:<a@client.test>\r\nrset\r\nQUIT\r\n")
 
 
 @pytest.mark.parametrize(
