@@ -535,9 +535,9 @@ def _pipeline(conn: Connection, data: bytes, count: int) -> Procedure[list[Reply
     while written < len(data):
         end = len(data)
         if end - written > PIPELINE_WINDOW:
+            # A line end is always inside a window: no command line is longer
+            # than MAX_COMMAND_LINE, far below PIPELINE_WINDOW.
             end = data.rfind(b"\r\n", written, written + PIPELINE_WINDOW) + 2
-            if end <= written:  # one line longer than a window
-                end = data.index(b"\r\n", written) + 2
         yield Write(data[written:end])
         while len(replies) < answered_before:
             replies.append((yield from read_reply(conn)))

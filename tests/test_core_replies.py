@@ -226,6 +226,15 @@ def test_replies_before_an_error_are_returned(how: str) -> None:
     assert "b'999 bad'" in str(run.error)
 
 
+def test_multiline_reply_before_a_bad_line_in_the_same_read() -> None:
+    # The read fails the clean check, so its lines take the line-by-line
+    # path: a whole multiline reply before the bad line is still returned.
+    run = read_replies([b"250-a\r\n250 b\r\n250 c\x01\r\n"])
+    assert run.replies == [reply(250, b"a", b"b")]
+    assert run.error is not None
+    assert "control character" in str(run.error)
+
+
 def test_error_does_not_let_the_next_reply_through() -> None:
     # Before the latch, the reader skipped the bad line and returned "250 ok".
     reader = ReplyReader()
