@@ -206,6 +206,11 @@ class Connection(_ServerChecks):
         return tuple(p.command for p in self._pending if p.command is not None)
 
     @property
+    def reply_due(self) -> bool:
+        """True while a reply is awaited: the greeting, or one to a command sent."""
+        return bool(self._pending)
+
+    @property
     def accepted_recipients(self) -> tuple[str, ...]:
         """The recipients the server accepted in the current transaction."""
         return tuple(self._tx.accepted)
@@ -473,7 +478,9 @@ class Connection(_ServerChecks):
             )
         elif inp is Input.DATA:
             self._tx.encoder = DataEncoder(max_line_length=self.max_line_length)
-        self._pending.append(_Pending(command, inp, expected, True, recipient, projected, target))
+        self._pending.append(
+            _tuple_new(_Pending, (command, inp, expected, True, recipient, projected, target))
+        )
         self._projected = target
         return data
 

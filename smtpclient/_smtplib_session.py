@@ -188,7 +188,9 @@ class SessionBase:
 
     def _register(self, line: str, recipient: str | None = None) -> bytes:
         """Tell the engine ``line`` is being sent; the bytes to write."""
-        conn = self._engine()
+        conn = self._conn
+        if conn is None or self.sock is not self._conn_sock:
+            conn = self._engine()
         try:
             return conn.send(CommandLine(line, recipient))
         except (RemoteProtocolError, LocalProtocolError) as exc:
@@ -196,8 +198,10 @@ class SessionBase:
 
     def _read(self) -> Reply | Greeting:
         """Read the next reply (R2, R3)."""
-        conn = self._engine()
-        if not conn.awaiting and conn.state is not State.GREETING:
+        conn = self._conn
+        if conn is None or self.sock is not self._conn_sock:
+            conn = self._engine()
+        if not conn.reply_due:
             # The caller wrote bytes of its own with send(): pair the reply
             # they drew with them, leaving the state as it is.
             conn.send_unchecked(b"", replies=1)

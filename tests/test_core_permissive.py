@@ -197,3 +197,14 @@ def test_pipelined_group_stops_writing_at_a_421_between_windows() -> None:
     assert result.recipients[9].reply.code == 421
     assert not result.delivered
     assert state_of(conn) is State.CLOSED
+
+
+def test_reply_due_counts_the_greeting_and_every_command() -> None:
+    conn = Connection(permissive=True)
+    assert conn.reply_due  # the greeting
+    feed(conn, GREETING)
+    assert not conn.reply_due
+    conn.send(CommandLine("NOOP"))
+    assert conn.reply_due
+    feed(conn, b"250 ok\r\n")
+    assert not conn.reply_due
