@@ -451,7 +451,7 @@ def edge_facade(writer: Writer) -> None:
             constructor=True,
         ),
         "send-message-bcc": make(
-            b"220 hi\r\n" + ehlo + ok * 3 + go + ok + bye,
+            b"220 hi\r\n" + ehlo + ok * 4 + go + ok + bye,
             plan=[("SEND_MESSAGE", 1), ("QUIT", 0)],
         ),
         "send-message-smtputf8": make(
@@ -491,17 +491,15 @@ def edge_facade(writer: Writer) -> None:
         "commands": make(
             b"220 hi\r\n"
             + ehlo
-            + ok * 5
+            + ok * 3
             + b"252 2.1.5 maybe\r\n502 no\r\n214 help\r\n"
             + ok * 3
-            + bye,
+            + b"250 raw\r\n",
             plan=[
                 ("EHLO", 1),
                 ("DOCMD", 0),
                 ("DOCMD", 20),
                 ("PUTCMD", 17),
-                ("SEND", 0),
-                ("GETREPLY", 0),
                 ("VERIFY", 0),
                 ("EXPN", 1),
                 ("HELP", 1),
@@ -509,11 +507,12 @@ def edge_facade(writer: Writer) -> None:
                 ("RSET", 0),
                 ("DOCMD", 2),
                 ("FEATURES", 0),
-                ("QUIT", 0),
+                ("SEND", 0),
+                ("GETREPLY", 0),
             ],
         ),
         "refused-arguments": make(
-            b"220 hi\r\n" + ehlo + bye,
+            b"220 hi\r\n" + ehlo + b"252 2.1.5 maybe\r\n" + bye,
             plan=[
                 ("EHLO", 1),
                 ("DOCMD", 21),

@@ -291,7 +291,7 @@ class Connection(_ServerChecks):
             self._reproject()
         return _tuple_new(Reply, (command, code, lines, recipient))
 
-    def _next_event_blocked(self) -> NeedData:
+    def _next_event_blocked(self) -> NeedData | ConnectionClosed:
         """``next_event`` in the ERROR state, or between STARTTLS's 220 and the handshake."""
         if self._error is not None:
             raise RemoteProtocolError(f"connection is in the ERROR state: {self._error}")
@@ -299,6 +299,8 @@ class Connection(_ServerChecks):
         # the 220 could be read as if they came over TLS; refuse them.
         if self._reader.has_unparsed():
             self._fail_remote("bytes received after the 220 reply to STARTTLS")
+        if self._eof:
+            return self._closed()  # closed instead of the handshake: nothing more will come
         return NEED_DATA
 
     def _closed(self) -> ConnectionClosed:

@@ -22,6 +22,7 @@ from smtp_core import (
     LocalProtocolError,
     RemoteProtocolError,
     Reply,
+    State,
 )
 
 from ._errors import (
@@ -216,6 +217,12 @@ class CommandsMixin(SessionBase):
             raise SMTPNotSupportedError("STARTTLS extension not supported by server.")
         code, reply = self.docmd("STARTTLS")
         if code != 220:
+            conn = self._conn
+            if conn is not None and conn.state is State.TLS:
+                # Another 2yz: the server now waits for a handshake that
+                # smtplib's caller will not start; nothing more can be said
+                # in the clear.
+                self.close()
             raise SMTPResponseException(code, reply)
         self._wrap_tls(context if context is not None else ssl.create_default_context())
         self._forget_hello()

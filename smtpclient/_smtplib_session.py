@@ -201,9 +201,10 @@ class SessionBase:
         conn = self._conn
         if conn is None or self.sock is not self._conn_sock:
             conn = self._engine()
-        if not conn.reply_due:
+        if not conn.reply_due and conn.state is not State.CLOSED:
             # The caller wrote bytes of its own with send(): pair the reply
-            # they drew with them, leaving the state as it is.
+            # they drew with them, leaving the state as it is.  (After a 421
+            # or a QUIT nothing can be paired: the read finds the close.)
             conn.send_unchecked(b"", replies=1)
         try:
             event = exchange(self.sock, conn, b"", self._reply_timeout, self._tracer())

@@ -45,6 +45,11 @@ def state(conn: Connection) -> State:
     return conn.state
 
 
+def state_of(conn: Connection) -> State:
+    """The state through a call (mypy would narrow the property between asserts)."""
+    return conn.state
+
+
 def ready(ehlo: bytes = EHLO_PIPELINING, *, lmtp: bool = False) -> Connection:
     conn = Connection(lmtp=lmtp)
     feed(conn, b"220 srv.test ESMTP\r\n")
@@ -217,7 +222,7 @@ def test_354_when_no_recipient_was_accepted_takes_the_end_marker_alone() -> None
     conn = ready()
     conn.send_many([sc.Mail("a@b.test"), sc.Rcpt("x@y.test"), sc.Data()])
     feed(conn, b"250 ok\r\n550 no\r\n354 go ahead anyway\r\n")
-    assert conn.state is State.DATA_EMPTY
+    assert state_of(conn) is State.DATA_EMPTY
     with pytest.raises(LocalProtocolError, match="in state DATA_EMPTY"):
         conn.send(sc.Content(b"Subject: x\r\n\r\nbody\r\n"))
     assert conn.send(sc.EndOfContent()) == b".\r\n"
@@ -694,3 +699,15 @@ def test_reply_class_properties_of_both_reply_events(code: int) -> None:
     text = b"%d.1.1 y" % klass
     assert sc.Greeting(code, (text,)).enhanced == sc.Reply(sc.Noop(), code, (text,)).enhanced
     assert sc.Greeting(code, ()).enhanced is None
+
+
+def test_a_close_instead_of_the_tls_handshake_is_reported() -> None:
+    # The server accepted STARTTLS, then closed: no handshake will come.
+    conn = ready(b"250-srv.test\r\n250 STARTTLS\r\n")
+    conn.send(sc.StartTLS())
+    feed(conn, b"220 go ahead\r\n")
+    assert state_of(conn) is State.TLS
+    conn.receive_data(b"")
+    event = conn.next_event()
+    assert isinstance(event, sc.ConnectionClosed)
+    assert state_of(conn) is State.CLOSED

@@ -18,9 +18,11 @@ import pytest
 
 import fuzz.fuzz_commands
 import fuzz.fuzz_data
+import fuzz.fuzz_facade
 import fuzz.fuzz_replies
 import fuzz.fuzz_session
 import smtp_core
+import smtpclient
 from fuzz import HARNESSES
 from fuzz._common import Header, bytewise, freeze, pack_splits, split_at
 from smtp_core import _commands as commands_module
@@ -127,3 +129,25 @@ def test_commands_harness_notices_an_injected_line(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(commands_module, "check_safe", lambda what, value: None)
     with pytest.raises(AssertionError):
         fuzz.fuzz_commands.check(data)
+
+
+def test_facade_harness_notices_a_false_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A sendmail that returns without sending anything: no end of data, no verdict.
+    data = fuzz.fuzz_facade.make_input(b"220 hi\r\n250 ok\r\n221 bye\r\n")
+    monkeypatch.setattr(smtpclient.SMTP, "sendmail", lambda self, *args, **kwargs: {})
+    with pytest.raises(AssertionError, match="no-false-success"):
+        fuzz.fuzz_facade.check(data)
+
+
+def test_facade_harness_notices_a_stray_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = fuzz.fuzz_facade.make_input(b"220 hi\r\n250 ok\r\n", plan=[("NOOP", 0)])
+    fuzz.fuzz_facade.check(data)
+    socket_module = vars(smtpclient)["socket"]
+
+    def noop(self: smtpclient.SMTP) -> tuple[int, bytes]:
+        raise KeyError("noop")
+
+    monkeypatch.setattr(smtpclient.SMTP, "noop", noop)
+    with pytest.raises(AssertionError, match="allowed-exceptions"):
+        fuzz.fuzz_facade.check(data)
+    assert vars(smtpclient)["socket"] is socket_module  # the fake network is gone again
