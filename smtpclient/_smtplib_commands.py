@@ -162,6 +162,8 @@ class CommandsMixin(SessionBase):
         """
         if isinstance(msg, str):
             msg = _fix_eols(msg).encode("ascii")
+        if not msg:
+            msg = b"\r\n"  # smtplib ends an empty message with a line end too
         conn = self._engine()
         try:
             data = conn.send(Content(msg)) + conn.send(EndOfContent())

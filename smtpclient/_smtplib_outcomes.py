@@ -14,7 +14,11 @@ R2  The server went away -- the engine's ``ConnectionClosed`` or
     ``ServerDisconnected``, or an ``OSError`` (a timeout included) while
     reading -- is ``SMTPServerDisconnected``, and the socket is closed first.
     An ``OSError`` while writing is ``SMTPServerDisconnected("Server not
-    connected")``, as smtplib's ``send``.
+    connected")``, as smtplib's ``send``.  A 421 reply (the server is closing
+    the channel, RFC 5321 §3.8) is returned or raised as smtplib does, and the
+    socket is closed at once, where smtplib keeps it until a later call finds
+    the close: that call raises ``SMTPServerDisconnected`` in both, without
+    writing its command first here.  A deviation.
 R3  A reply the engine refuses (``RemoteProtocolError``: a broken grammar, a
     line or reply over the limits, a reply nobody asked for, bytes after the
     220 to STARTTLS) is ``SMTPResponseException(-1, <what was wrong>)`` (-1 is
@@ -210,15 +214,17 @@ def sendmail_outcome(
     *,
     lmtp: bool,
     close: Callable[[], None],
+    reset: Callable[[], None],
 ) -> Refused:
     """R6 for a transaction the engine ran (pipelined): the refused dict, or the exception.
 
-    The steps are those of the one-command-at-a-time path, in its order;
-    nothing needs resetting (the engine's ``send_mail`` sent RSET where a
-    transaction was left open).  ``result.recipients`` are in the order of
-    ``to_addrs``; the dict is keyed by ``to_addrs``.
+    The steps are those of the one-command-at-a-time path, in its order, and
+    ``reset`` (smtplib's quiet RSET) is called where smtplib calls it, but
+    after every recipient was refused: the engine's ``transaction`` sent RSET
+    then already.  ``result.recipients`` are in the order of ``to_addrs``;
+    the dict is keyed by ``to_addrs``.
     """
-    mail_outcome(result.mail_reply, from_addr, close=close, reset=_nothing)
+    mail_outcome(result.mail_reply, from_addr, close=close, reset=reset)
     refused: Refused = {}
     for address, recipient in zip(to_addrs, result.recipients, strict=True):
         if recipient.rcpt_reply is None:
@@ -235,5 +241,5 @@ def sendmail_outcome(
             if address not in refused
         ]
         return lmtp_outcome(refused, verdicts, len(to_addrs), close=close)
-    final_outcome(result.final_reply, close=close, reset=_nothing)
+    final_outcome(result.final_reply, close=close, reset=reset)
     return refused

@@ -86,7 +86,7 @@ class SendmailMixin(CommandsMixin):
                     conn,
                     CommandLine(mail_line),
                     [CommandLine(line, a) for line, a in zip(rcpt_lines, to_addrs, strict=True)],
-                    msg,
+                    msg or b"\r\n",  # as _content: smtplib's empty message is one line end
                 )
             )
             if self._lmtp:
@@ -95,7 +95,9 @@ class SendmailMixin(CommandsMixin):
                     for address, r in zip(to_addrs, result.recipients, strict=True)
                     if r.rcpt_reply is not None and r.rcpt_reply.is_positive
                 }
-            return sendmail_outcome(result, from_addr, to_addrs, lmtp=self._lmtp, close=self.close)
+            return sendmail_outcome(
+                result, from_addr, to_addrs, lmtp=self._lmtp, close=self.close, reset=self._rset
+            )
         # One command at a time, in smtplib's order and with its resets.
         mail_outcome(self._reply_to(mail_line), from_addr, close=self.close, reset=self._rset)
         refused: Refused = {}

@@ -166,10 +166,14 @@ class SessionBase:
             procedure.close()
             raise
         driver.trace = self._tracer()
+        conn = self._conn
         try:
             return driver.run(procedure)
         except (RemoteProtocolError, LocalProtocolError, OSError) as exc:
             self._fail(exc)
+        finally:
+            if conn is not None and conn.state is State.CLOSED:
+                self.close()  # R2: a 421 (or the server's close) ended the session
 
     # -- lines and replies -------------------------------------------------------------
 
@@ -214,6 +218,8 @@ class SessionBase:
             disconnected(self.close)
         if self.debuglevel > 0:
             self._print_reply(event)
+        if event.code == 421:
+            self.close()  # R2: the server is closing the channel (RFC 5321 §3.8)
         return event
 
     def _reply_to(self, line: str, recipient: str | None = None) -> Reply | Greeting:
