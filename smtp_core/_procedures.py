@@ -508,9 +508,12 @@ def transaction(
     data_reply = replies[-1] if len(replies) == len(rcpts) + 2 else None
     verdicts: list[Reply] = []
     if data_reply is not None and data_reply.is_intermediate:
-        if conn.state is State.DATA_EMPTY:
+        if conn.state is State.DATA_EMPTY or not replies[0].is_positive:
             # RFC 2920 §3.1: 354 with no recipient accepted; the end-of-data
-            # marker goes alone, and the message is not sent.
+            # marker goes alone, and the message is not sent.  Likewise after
+            # a refused MAIL (a permissive connection follows a server that
+            # answers the pipelined RCPT and DATA anyway: the recipients it
+            # accepts belong to no transaction of ours).
             yield Write(conn.send(EndOfContent()))
         else:
             yield from _write_content(conn, content)
@@ -624,7 +627,9 @@ def _result(
         recipient = _recipient(rcpt_command)
         rcpt_reply = replies[index] if index < len(replies) else None
         reply: Reply
-        if rcpt_reply is None:
+        if not mail_reply.is_positive:
+            reply = mail_reply  # whatever came after it, no message of ours went anywhere
+        elif rcpt_reply is None:
             reply = replies[-1]  # MAIL refused, or a 421 before this RCPT was answered
         elif not rcpt_reply.is_positive:
             reply = rcpt_reply

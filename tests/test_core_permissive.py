@@ -212,3 +212,20 @@ def test_reply_due_counts_the_greeting_and_every_command() -> None:
     assert reply_due(conn)
     feed(conn, b"250 ok\r\n")
     assert not reply_due(conn)
+
+
+def test_no_content_after_a_refused_mail_even_if_the_server_says_354() -> None:
+    # A server out of step (its RSET failed, its old transaction is open)
+    # refuses the pipelined MAIL as nested, then takes RCPT and DATA into
+    # the old transaction: the message must not go there.
+    conn = Connection(permissive=True, tls_policy="none")
+    Replay([GREETING, b"250-srv.test\r\n250 PIPELINING\r\n"]).run(
+        procedures.handshake(conn, "client.test")
+    )
+    replay = Replay([b"503 nested MAIL\r\n250 ok\r\n354 go\r\n", b"250 queued\r\n", b"250 ok\r\n"])
+    result = replay.run(procedures.send_mail(conn, "a@b.test", ["x@y.test"], b"secret\r\n"))
+    assert b"secret" not in replay.written
+    assert replay.written.endswith(b"DATA\r\n.\r\n")
+    assert not result.delivered
+    assert result.recipients[0].reply.code == 503
+    assert state_of(conn) is State.READY
