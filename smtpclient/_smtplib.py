@@ -74,6 +74,10 @@ __all__ = [
 ]
 
 
+#: What this Python's smtplib writes after MAIL and RCPT: 3.13 lower-cased them.
+_FROM, _TO = ("from:", "to:") if sys.version_info >= (3, 13) else ("FROM:", "TO:")
+
+
 class SMTP(AuthMixin, SendmailMixin):
     """An SMTP client session, with the standard library's API.
 
@@ -229,11 +233,11 @@ class SMTP(AuthMixin, SendmailMixin):
                     raise SMTPNotSupportedError("SMTPUTF8 not supported by server")
                 self.command_encoding = "utf-8"
             optionlist = " " + " ".join(options)
-        return self._line("mail", f"from:{self._quoted(sender)}{optionlist}")
+        return self._line("mail", f"{_FROM}{self._quoted(sender)}{optionlist}")
 
     def _rcpt_line(self, recip: str, options: Sequence[str]) -> str:
         optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
-        return self._line("rcpt", f"to:{self._quoted(recip)}{optionlist}")
+        return self._line("rcpt", f"{_TO}{self._quoted(recip)}{optionlist}")
 
     @staticmethod
     def _quoted(address: str) -> str:

@@ -26,7 +26,12 @@ from smtp_core import (
     saslprep,
 )
 
-from ._errors import SMTPAuthenticationError, SMTPException, SMTPNotSupportedError
+from ._errors import (
+    SMTPAuthenticationError,
+    SMTPException,
+    SMTPNotSupportedError,
+    SMTPServerDisconnected,
+)
 from ._smtplib_commands import CommandsMixin
 from ._smtplib_outcomes import reply_text
 
@@ -167,8 +172,13 @@ class AuthMixin(CommandsMixin):
                 if code in (235, 503):
                     return code, resp
             except SMTPAuthenticationError as exc:
-                if self.sock is None:
-                    raise  # the session is over: no other mechanism can follow
+                if self.sock is None and (exc.smtp_code == -1 or method != methods[-1]):
+                    # The session is over (a 421, or a server that broke SCRAM:
+                    # R5).  smtplib would write the next mechanism's AUTH and
+                    # find the close.
+                    if exc.smtp_code == -1:
+                        raise
+                    raise SMTPServerDisconnected("Connection unexpectedly closed") from exc
                 last = exc
         if last is None:
             raise SMTPException("No suitable authentication method found.")

@@ -187,6 +187,8 @@ class SessionBase:
         line = cmd if args == "" else f"{cmd} {args}"
         _check_newlines(line)
         if not line.isascii():
+            if self.sock is None:  # smtplib's send() finds that before it encodes
+                raise SMTPServerDisconnected("please run connect() first")
             line.encode(self.command_encoding)
         return line
 

@@ -20,6 +20,7 @@ import shutil
 import smtplib
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import uuid
@@ -54,6 +55,9 @@ EHLO_PLAIN = b"250-srv.test\r\n250-SIZE 1000\r\n250 8BITMIME\r\n"
 BOTH_EHLOS = pytest.mark.parametrize(
     "ehlo", [EHLO_PIPELINING, EHLO_PLAIN], ids=["pipelining", "no-pipelining"]
 )
+
+#: What this Python's smtplib writes after MAIL and RCPT (3.13 lower-cased them).
+FROM, TO = (b"from:", b"to:") if sys.version_info >= (3, 13) else (b"FROM:", b"TO:")
 
 
 # -- a scripted server that answers each line as it reads it ---------------------------
@@ -671,7 +675,9 @@ def test_mail_with_size_over_the_limit_goes_to_the_server(module: ModuleType) ->
             552,
             b"5.3.4 Message size exceeds fixed limit",
         )
-    assert server.received == (b"ehlo client.test\r\nmail from:<sender@client.test> SIZE=1000\r\n")
+    assert server.received == (
+        b"ehlo client.test\r\nmail " + FROM + b"<sender@client.test> SIZE=1000\r\n"
+    )
 
 
 @MODULES
@@ -685,7 +691,9 @@ def test_sendmail_over_size_is_sender_refused(module: ModuleType, pipelining: bo
         assert smtp.noop()[0] == 499  # the session goes on
     if not pipelining:
         assert server.received == (
-            b"ehlo client.test\r\nmail from:<sender@client.test> size=200\r\nrset\r\nnoop\r\n"
+            b"ehlo client.test\r\nmail "
+            + FROM
+            + b"<sender@client.test> size=200\r\nrset\r\nnoop\r\n"
         )
 
 
@@ -704,15 +712,15 @@ def test_data_after_every_rcpt_refused_is_data_error(module: ModuleType) -> None
 OUT_OF_ORDER: dict[str, tuple[Callable[[Any], Any], bytes]] = {
     "rcpt-before-mail": (
         lambda smtp: (smtp.ehlo(), smtp.rcpt("b@x.test"))[1],
-        b"ehlo client.test\r\nrcpt to:<b@x.test>\r\n",
+        b"ehlo client.test\r\nrcpt " + TO + b"<b@x.test>\r\n",
     ),
     "mail-before-ehlo": (
         lambda smtp: smtp.mail(SENDER),
-        b"mail from:<sender@client.test>\r\n",
+        b"mail " + FROM + b"<sender@client.test>\r\n",
     ),
     "rcpt-before-ehlo": (
         lambda smtp: smtp.rcpt("b@x.test"),
-        b"rcpt to:<b@x.test>\r\n",
+        b"rcpt " + TO + b"<b@x.test>\r\n",
     ),
 }
 
@@ -745,7 +753,9 @@ def test_data_before_rcpt_is_data_error_with_server_code(module: ModuleType) -> 
         with pytest.raises(module.SMTPDataError) as info:
             smtp.data(MSG)
         assert info.value.smtp_code == 554
-    assert server.received == b"ehlo client.test\r\nmail from:<sender@client.test>\r\ndata\r\n"
+    assert (
+        server.received == b"ehlo client.test\r\nmail " + FROM + b"<sender@client.test>\r\ndata\r\n"
+    )
 
 
 @MODULES
@@ -778,7 +788,7 @@ def test_mail_after_starttls_goes_to_the_server(module: ModuleType, ca: trustme.
             assert smtp.starttls(context=client_context)[0] == 220
             assert smtp.mail(SENDER) == (503, b"5.5.1 Error: send HELO/EHLO first")
     assert server.received == (
-        b"ehlo client.test\r\nSTARTTLS\r\nmail from:<sender@client.test>\r\n"
+        b"ehlo client.test\r\nSTARTTLS\r\nmail " + FROM + b"<sender@client.test>\r\n"
     )
 
 
@@ -859,7 +869,7 @@ def test_send_then_getreply_keeps_the_session_usable(module: ModuleType, raw: st
             assert smtp.getreply() == (250, b"2.0.0 ok")
             assert smtp.noop() == (250, b"2.0.0 ok")
             assert smtp.sendmail(SENDER, ["b@x.test"], MSG) == {}
-    assert server.received.startswith(b"ehlo client.test\r\nNOOP\r\nnoop\r\nmail from:")
+    assert server.received.startswith(b"ehlo client.test\r\nNOOP\r\nnoop\r\nmail " + FROM)
     assert server.messages == [MSG]
 
 
@@ -982,6 +992,6 @@ def test_socket_assigned_by_hand_works_as_in_smtplib(module: ModuleType) -> None
             assert smtp.quit() == (221, b"2.0.0 bye")
         finally:
             smtp.close()
-    assert server.received.startswith(b"ehlo client.test\r\nnoop\r\nmail from:")
+    assert server.received.startswith(b"ehlo client.test\r\nnoop\r\nmail " + FROM)
     assert server.received.endswith(b"quit\r\n")
     assert server.messages == [MSG]
