@@ -515,9 +515,13 @@ def transaction(
             # answers the pipelined RCPT and DATA anyway: the recipients it
             # accepts belong to no transaction of ours).
             yield Write(conn.send(EndOfContent()))
+            try:
+                verdicts = yield from _read_verdicts(conn)
+            except ServerDisconnected:
+                verdicts = []  # the marker ended no message of ours: the close is its answer
         else:
             yield from _write_content(conn, content)
-        verdicts = yield from _read_verdicts(conn)
+            verdicts = yield from _read_verdicts(conn)
     elif chunking and conn.accepted_recipients and conn.state is State.RCPT:
         verdicts = yield from _send_chunks(conn, content, pipelining=pipelining)
     if conn.state in (State.MAIL, State.RCPT, State.BDAT, State.ABORTED):

@@ -229,3 +229,16 @@ def test_no_content_after_a_refused_mail_even_if_the_server_says_354() -> None:
     assert not result.delivered
     assert result.recipients[0].reply.code == 503
     assert state_of(conn) is State.READY
+
+
+def test_a_close_after_the_lone_end_marker_still_reports_the_refusal() -> None:
+    conn = Connection(permissive=True, tls_policy="none")
+    Replay([GREETING, b"250-srv.test\r\n250 PIPELINING\r\n"]).run(
+        procedures.handshake(conn, "client.test")
+    )
+    replay = Replay([b"503 nested MAIL\r\n250 ok\r\n354 go\r\n", b""])
+    result = replay.run(procedures.send_mail(conn, "a@b.test", ["x@y.test"], b"secret\r\n"))
+    assert result.mail_reply.code == 503
+    assert result.final_reply is None
+    assert not result.delivered
+    assert state_of(conn) is State.CLOSED
