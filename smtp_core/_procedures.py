@@ -625,7 +625,9 @@ def _result(
     verdicts: list[Reply],
 ) -> TransactionResult:
     mail_reply = replies[0]
-    own_reply = {reply.recipient: reply for reply in reversed(verdicts)}
+    # LMTP: one verdict per accepted RCPT, in their order (RFC 2033 §4.2);
+    # taken by position, so a recipient given twice gets each of its own.
+    taken = 0
     results = []
     for index, rcpt_command in enumerate(rcpts, start=1):
         recipient = _recipient(rcpt_command)
@@ -638,7 +640,12 @@ def _result(
         elif not rcpt_reply.is_positive:
             reply = rcpt_reply
         elif verdicts:
-            reply = own_reply.get(recipient, verdicts[-1]) if conn.lmtp else verdicts[0]
+            if conn.lmtp:
+                # Fewer verdicts than recipients: a 421 ended them, and is the last.
+                reply = verdicts[min(taken, len(verdicts) - 1)]
+                taken += 1
+            else:
+                reply = verdicts[0]
         elif data_reply is not None:
             reply = data_reply  # DATA refused: the message went nowhere
         else:

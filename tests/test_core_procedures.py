@@ -337,3 +337,11 @@ def test_driver_must_answer_read_with_bytes_while_waiting_for_a_reply() -> None:
     assert proc.send(None) is sc.READ
     with pytest.raises(TypeError, match="answer Read with bytes"):
         proc.send(None)
+
+
+def test_lmtp_verdicts_are_taken_in_order_even_for_a_recipient_given_twice() -> None:
+    conn, _ = session(b"250-srv.test\r\n250 PIPELINING\r\n", lmtp=True)
+    replay = Replay([b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"250 one\r\n421 4.3.0 bye\r\n"])
+    result = replay.run(procedures.send_mail(conn, "a@b.test", ["x@y.test", "x@y.test"], b"m\r\n"))
+    assert [r.reply.code for r in result.recipients] == [250, 421]
+    assert result.accepted == ("x@y.test",)

@@ -675,8 +675,9 @@ class FirstDigit:
     Applies to ``sendmail``/``send_message`` when, in smtplib's run, the server
     answered MAIL, a RCPT or the end of data with a 2yz code smtplib does not
     take, and smtplib raised ``SMTPSenderRefused``, ``SMTPRecipientsRefused``
-    or ``SMTPDataError`` carrying that code, while smtpclient went on (it
-    returned, or raised an ``SMTPException`` of its own).  Whole step; the
+    or ``SMTPDataError`` carrying that code (or returned it in its dict of
+    refused recipients), while smtpclient went on (it returned, or raised an
+    ``SMTPException`` of its own).  Whole step; the
     sessions have diverged (the server took a message smtplib gave up on).
     """
 
@@ -697,10 +698,16 @@ class FirstDigit:
         if not odd:
             return None
         raw = s.outcome.raw if isinstance(s.outcome.raw, dict) else {}
-        codes = {raw.get("smtp_code")}
-        codes |= {value[0] for value in (raw.get("recipients") or {}).values()}
-        kinds = ("SMTPSenderRefused", "SMTPRecipientsRefused", "SMTPDataError")
-        if not any(s.outcome.is_a(k) for k in kinds) or not odd & codes:
+        if s.outcome.kind == "return":
+            # smtplib delivered to the others and counts the 2yz one as refused.
+            codes = {value[0] for value in raw.values() if isinstance(value, tuple)}
+        else:
+            kinds = ("SMTPSenderRefused", "SMTPRecipientsRefused", "SMTPDataError")
+            if not any(s.outcome.is_a(k) for k in kinds):
+                return None
+            codes = {raw.get("smtp_code")}
+            codes |= {value[0] for value in (raw.get("recipients") or {}).values()}
+        if not odd & codes:
             return None
         if o.outcome.kind != "return" and not o.outcome.is_a("SMTPException"):
             return None
@@ -726,7 +733,9 @@ class CloseOn421:
       next command: HELO after a 421 to EHLO, the next AUTH of ``login``);
     - a later step: smtplib only wrote lines the server read after closing
       (or nothing), smtpclient wrote nothing, and the outcomes agree (both
-      raise ``SMTPServerDisconnected``, or both return, as ``close()``).
+      raise ``SMTPServerDisconnected``, or both return, as ``close()``), or
+      smtpclient raised ``SMTPServerDisconnected`` where smtplib, its socket
+      still open, failed before writing (``UnicodeEncodeError``).
 
     Whole step; the sessions go on being compared when the server did close
     (both clients are then talking to nobody), and have diverged if it did not.
@@ -739,12 +748,15 @@ class CloseOn421:
         s, o = context.std_step, context.ours_step
         if o.state.connected:
             return None
+        here = _closing_421(o.entries)
         same = s.outcome == o.outcome or (
-            s.outcome.is_a("SMTPServerDisconnected") and o.outcome.is_a("SMTPServerDisconnected")
+            o.outcome.is_a("SMTPServerDisconnected")
+            # smtplib finds the close, or (a later step) fails before it
+            # writes, on an open socket (UnicodeEncodeError...).
+            and (s.outcome.is_a("SMTPServerDisconnected") or (here is None and not s.received))
         )
         if not same:
             return None
-        here = _closing_421(o.entries)
         if here is not None:
             std_here = _closing_421(s.entries)
             if std_here is None or std_here.raw != here.raw:
