@@ -499,7 +499,9 @@ class LmtpAllReplies:
       refused with that 421, and smtpclient closes too), and
       smtplib's bytes are smtpclient's, plus the RSET smtplib sends after a
       first verdict that is not 250 (``SMTPDataError``).  The sessions diverge
-      if the server sent more than one verdict (smtplib is out of step);
+      if the server sent more than one verdict (smtplib is out of step).  A
+      server that closes before the last verdict: smtplib has returned after
+      the first, smtpclient raises ``SMTPServerDisconnected`` (diverged);
     - a later step, when the server sent smtplib more than one verdict for an
       earlier message: smtplib is reading old verdicts as answers.  Whole step,
       diverged.
@@ -540,6 +542,18 @@ class LmtpAllReplies:
                 accepted.append(address)
             else:
                 refusals.setdefault(address, set()).add(code)
+        if (
+            o.outcome.is_a("SMTPServerDisconnected")
+            and content[0].closed
+            and 421 not in verdicts
+            and len(verdicts) < len(accepted)
+            and not o.state.connected
+            and s.received.startswith(o.received)
+        ):
+            # The server closed before the last verdict, which smtplib never
+            # reads: smtpclient reports the close.
+            note = "smtpclient waited for an LMTP verdict the server never sent"
+            return _whole_step(context, self.name, note, diverged=True)
         # After a 421 verdict the server has closed: the recipients it gave no
         # verdict for are refused with that 421.
         closing = 421 in verdicts
