@@ -456,8 +456,10 @@ class Connection(_ServerChecks):
         if not self.permissive:
             raise LocalProtocolError("a CommandLine is sent only by a permissive connection")
         projected = self._projected
-        if projected is State.AUTH:
-            inp = Input.AUTH_RESPONSE  # RFC 4954 §4: the line answers the challenge
+        if projected is State.AUTH and " " not in command.text:
+            # RFC 4954 §4: the line answers the challenge (base64 or "*": one
+            # word; a line with a space is a command, sent mid-exchange).
+            inp = Input.AUTH_RESPONSE
         else:
             inp = _INPUT_OF_VERB.get(command.verb, _OTHER)
         expected = _EXPECTED.get(inp, _POSITIVE)

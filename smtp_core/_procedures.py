@@ -524,7 +524,15 @@ def transaction(
             verdicts = yield from _read_verdicts(conn)
     elif chunking and conn.accepted_recipients and conn.state is State.RCPT:
         verdicts = yield from _send_chunks(conn, content, pipelining=pipelining)
-    if conn.state in (State.MAIL, State.RCPT, State.BDAT, State.ABORTED):
+    if replies[0].is_positive and conn.state in (
+        State.MAIL,
+        State.RCPT,
+        State.BDAT,
+        State.ABORTED,
+    ):
+        # Our transaction was left open.  (After a refused MAIL there is none
+        # of ours: a permissive connection may follow a server out of step
+        # into RCPT, and its caller decides, as smtplib's sendmail does.)
         yield from command(conn, Rset())
     return _result(conn, rcpts, replies, data_reply, verdicts)
 

@@ -242,3 +242,18 @@ def test_a_close_after_the_lone_end_marker_still_reports_the_refusal() -> None:
     assert result.final_reply is None
     assert not result.delivered
     assert state_of(conn) is State.CLOSED
+
+
+def test_no_rset_of_ours_after_a_refused_mail() -> None:
+    # The server is out of step (mid-AUTH): MAIL draws 334, RCPT 235, DATA 503.
+    conn = greeted(ehlo=b"250-srv.test\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n")
+    conn.send(CommandLine("AUTH LOGIN"))
+    feed(conn, b"334 VXNlcm5hbWU6\r\n")
+    replay = Replay([b"334 UGFzc3dvcmQ6\r\n235 ok\r\n503 need RCPT\r\n"])
+    mail = CommandLine("mail from:<a@b.test>")
+    result = replay.run(
+        procedures.transaction(conn, mail, [CommandLine("rcpt to:<x@y.test>")], b"")
+    )
+    assert result.mail_reply.code == 334
+    assert not result.delivered
+    assert b"RSET" not in replay.written.upper()  # the caller decides (smtplib resets)

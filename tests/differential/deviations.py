@@ -233,10 +233,15 @@ class Pipelining:
             return None
         kept = {id(e) for e in sequential}
         for entry in entries:
-            if id(entry) not in kept and not (
-                entry.kind == "discarded"
-                or entry.key in ("RCPT", "DATA", "RSET")
-                or (entry.kind == "content" and entry.raw == b".\r\n")
+            if (
+                id(entry) not in kept
+                and not (
+                    entry.kind == "discarded"
+                    or entry.key in ("RCPT", "DATA", "RSET")
+                    # a server still inside an AUTH exchange took it for a response
+                    or (entry.kind == "response" and entry.raw[:4].upper() in (b"RCPT", b"DATA"))
+                    or (entry.kind == "content" and entry.raw == b".\r\n")
+                )
             ):
                 return None
         ours = replace(o, entries=tuple(sequential))
@@ -521,6 +526,22 @@ class LmtpAllReplies:
         if earlier:
             note = f"smtplib left LMTP verdicts of step [{earlier[0]}] unread"
             return _whole_step(context, self.name, note, diverged=True)
+        s, o = context.std_step, context.ours_step
+        content = [e for e in o.entries if e.kind == "content"]
+        if (
+            len(content) == 1
+            and content[0].closed
+            and content[0].answer
+            and b"421" not in [r[-1][:3] for r in _replies(content[0].answer)]
+            and o.outcome.is_a("SMTPServerDisconnected")
+            and not o.state.connected
+            and s.outcome.kind == "return"
+            and s.received.startswith(o.received)
+        ):
+            # The server closed after some verdicts, before the last one,
+            # which smtplib never reads: smtpclient reports the close.
+            note = "smtpclient waited for an LMTP verdict the server never sent"
+            return _whole_step(context, self.name, note, diverged=True)
         return self._data_step(context)
 
     def _data_step(self, context: Context) -> Explanation | None:
@@ -542,18 +563,6 @@ class LmtpAllReplies:
                 accepted.append(address)
             else:
                 refusals.setdefault(address, set()).add(code)
-        if (
-            o.outcome.is_a("SMTPServerDisconnected")
-            and content[0].closed
-            and 421 not in verdicts
-            and len(verdicts) < len(accepted)
-            and not o.state.connected
-            and s.received.startswith(o.received)
-        ):
-            # The server closed before the last verdict, which smtplib never
-            # reads: smtpclient reports the close.
-            note = "smtpclient waited for an LMTP verdict the server never sent"
-            return _whole_step(context, self.name, note, diverged=True)
         # After a 421 verdict the server has closed: the recipients it gave no
         # verdict for are refused with that 421.
         closing = 421 in verdicts
@@ -730,7 +739,8 @@ class FirstDigit:
 
 
 def _closing_421(entries: Iterable[Entry]) -> Entry | None:
-    return next((e for e in entries if _reply_code(e.answer) == 421), None)
+    """The first entry answered with a 421 (in LMTP, among its verdicts)."""
+    return next((e for e in entries if any(r[-1][:3] == b"421" for r in _replies(e.answer))), None)
 
 
 class CloseOn421:
