@@ -288,7 +288,9 @@ def _sequential(entries: list[Entry], recipients: list[str]) -> list[Entry] | No
     keyed by address, is as long as the list of recipients (so with a
     duplicate address it sends DATA even though no RCPT was accepted).
     """
-    mail = _first(entries, "MAIL")
+    mail = _first(entries, "MAIL") or next(
+        (e for e in entries if e.kind == "discarded" and e.key == "MAIL"), None
+    )
     if mail is None:
         return None
     start = entries.index(mail)

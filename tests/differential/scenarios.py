@@ -490,7 +490,9 @@ def _table(lmtp: bool) -> list[tuple[str, st.SearchStrategy[tuple[Answer, ...]]]
     # It closes after the last one: neither library cancels the exchange when
     # it gives up, so both would leave the server inside it, taking the next
     # commands for SASL responses (garbage in, garbage out: not compared).
-    endless = st.just((reply(334, _CHALLENGES[0]),) * 5 + (reply(334, _CHALLENGES[0], close=True),))
+    # (The fifth response is the last smtplib sends after an initial response.)
+    challenge, last = reply(334, _CHALLENGES[0]), reply(334, _CHALLENGES[0], close=True)
+    endless = st.just((challenge,) * 4 + (last,))
     return [
         (key, weighted((20, chosen), (1, endless)) if key == AUTH_RESPONSE else chosen)
         for key, chosen in lists
