@@ -176,6 +176,10 @@ class CommandsMixin(SessionBase):
         verdicts = [(accepted[0], self._read())]
         while conn.awaiting:
             verdicts.append((accepted[len(verdicts)], self._read()))
+        # A 421 ends the verdicts (the server is closing): the recipients left
+        # without one were not delivered to; the 421 is their answer too.
+        last = verdicts[-1][1]
+        verdicts.extend((recipient, last) for recipient in accepted[len(verdicts) :])
         return verdicts
 
     def verify(self, address: str) -> tuple[int, bytes]:

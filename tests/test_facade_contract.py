@@ -995,3 +995,35 @@ def test_socket_assigned_by_hand_works_as_in_smtplib(module: ModuleType) -> None
     assert server.received.startswith(b"ehlo client.test\r\nnoop\r\nmail " + FROM)
     assert server.received.endswith(b"quit\r\n")
     assert server.messages == [MSG]
+
+
+def test_lmtp_421_as_the_first_verdict_refuses_every_recipient() -> None:
+    # Found by the differential harness: the recipients after a 421 verdict
+    # got no verdict and were reported delivered (sendmail returned).
+    from tests.servers import ScriptedServer
+
+    steps: list[Any] = [
+        b"220 lmtp.test\r\n",
+        ("expect", 1),
+        b"250 lmtp.test\r\n",
+        ("expect", 1),
+        b"250 ok\r\n",
+        ("expect", 1),
+        b"250 ok\r\n",
+        ("expect", 1),
+        b"250 ok\r\n",
+        ("expect", 1),
+        b"354 go\r\n",
+        ("expect", 2),
+        b"421 4.3.0 shutting down\r\n",
+        "close",
+    ]
+    with ScriptedServer(steps) as server:
+        lmtp = smtpclient.LMTP(server.host, server.port, "client.test", timeout=10)
+        with pytest.raises(smtpclient.SMTPRecipientsRefused) as info:
+            lmtp.sendmail("a@client.test", ["b@x.test", "c@x.test"], b"hi\r\n")
+        assert info.value.recipients == {
+            "b@x.test": (421, b"4.3.0 shutting down"),
+            "c@x.test": (421, b"4.3.0 shutting down"),
+        }
+        assert lmtp.sock is None
