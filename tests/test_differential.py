@@ -7,8 +7,9 @@ state after each call and the bytes the server received must agree, except
 where a named rule of ``tests/differential/deviations.py`` (one per row of
 README's "Differences from smtplib") explains the difference.
 
-Hypothesis draws the conversations: ci runs 700 conversations, dev 3000,
-deep 30000 (and the harness's own determinism check, each library against
+Hypothesis draws the conversations: ci runs 700 conversations, dev 1500
+(both derandomized: the same ones every run, so the gate never depends on a
+draw), deep 30000 drawn afresh (and the harness's own determinism check, each library against
 itself: ci 60, dev 200, deep 2000 conversations per library).  The
 example-based tests below pin single conversations: the differences the
 harness has found (each fixed in the facade, or explained by a rule) and one
@@ -38,8 +39,11 @@ from tests.differential.server import (
 )
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
-CONVERSATIONS = {"ci": 700, "dev": 3000, "deep": 30_000}.get(PROFILE, 3000)
+CONVERSATIONS = {"ci": 700, "dev": 1500, "deep": 30_000}.get(PROFILE, 1500)
 SELF_CHECKS = {"ci": 60, "dev": 200, "deep": 2000}.get(PROFILE, 200)
+#: The gate (README's test command, CI) draws the same conversations every run,
+#: so that it never passes or fails on a draw; "deep" explores afresh each time.
+DERANDOMIZE = PROFILE != "deep"
 README = Path(__file__).resolve().parent.parent / "README.md"
 #: No explain phase: the failure report already shows both transcripts, and
 #: explaining costs as much as a third of the shrinking.
@@ -73,14 +77,24 @@ def agree(conv: Conversation) -> None:
 # -- the property ---------------------------------------------------------------------------
 
 
-@settings(max_examples=CONVERSATIONS, phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=CONVERSATIONS,
+    phases=PHASES,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(conversations())
 def test_smtpclient_behaves_like_smtplib(conv: Conversation) -> None:
     agree(conv)
 
 
 @pytest.mark.parametrize("library", ["smtplib", "smtpclient"])
-@settings(max_examples=SELF_CHECKS, phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=SELF_CHECKS,
+    phases=PHASES,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(conv=conversations())
 def test_the_harness_is_deterministic(library: str, conv: Conversation) -> None:
     # Each library against itself, with no rule: any difference is
