@@ -10,26 +10,11 @@ public names; :func:`_net` is how every part of the facade reaches the
 from __future__ import annotations
 
 import email.utils
-import functools
 import re
 import socket
 import sys
 from types import ModuleType
 from typing import Any
-
-from smtp_core import (
-    BaseCommand,
-    Data,
-    Ehlo,
-    Helo,
-    Lhlo,
-    LocalProtocolError,
-    Noop,
-    Quit,
-    RemoteProtocolError,
-    Rset,
-    ServerDisconnected,
-)
 
 from ._errors import SMTPException
 
@@ -115,26 +100,6 @@ def quotedata(data: str) -> str:
 
 def _fix_eols(data: str) -> str:
     return re.sub(r"(?:\r\n|\n|\r(?!\n))", CRLF, data)
-
-
-# Commands are frozen (immutable) values, so the argumentless ones are made once.
-_QUIT, _RSET, _NOOP, _DATA = Quit(), Rset(), Noop(), Data()
-
-
-@functools.lru_cache(maxsize=16)
-def _hello_command(verb: str, name: str) -> BaseCommand:
-    """``Ehlo``/``Lhlo``/``Helo`` for ``name``, made (and checked) once per name.
-
-    A client says the same name to every server; building the command costs
-    more than the rest of the EHLO line's handling (a frozen dataclass and the
-    name's checks), and the value cannot change.
-    """
-    kind = {"ehlo": Ehlo, "lhlo": Lhlo, "helo": Helo}[verb]
-    return kind(name, strict=False)
-
-
-#: What the driver and the engine raise that becomes an smtplib exception.
-_ENGINE_ERRORS = (ServerDisconnected, RemoteProtocolError, LocalProtocolError, OSError)
 
 
 def _check_newlines(line: str) -> None:
