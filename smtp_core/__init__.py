@@ -38,6 +38,7 @@ from ._connection import Connection, TLSPolicy
 from ._data import DataEncoder
 from ._errors import (
     LocalProtocolError,
+    OutcomeUnknown,
     ProtocolError,
     RemoteProtocolError,
     ReplyError,
@@ -77,6 +78,7 @@ from ._sasl import (
 )
 from ._saslprep import SASLprepError, saslprep
 from ._state import FOLLOW, REPLY_ONLY, TRANSITIONS, Input, Outcome, State
+from ._timeouts import Stage, StageTimeout, Timeouts
 from ._transcript import (
     Record,
     Transcript,
@@ -131,6 +133,7 @@ __all__ = [
     "Noop",
     "OAuthBearer",
     "Outcome",
+    "OutcomeUnknown",
     "Plain",
     "Procedure",
     "ProtocolError",
@@ -150,9 +153,12 @@ __all__ = [
     "ScramSHA1",
     "ScramSHA256",
     "ServerDisconnected",
+    "Stage",
+    "StageTimeout",
     "StartTLS",
     "State",
     "TLSPolicy",
+    "Timeouts",
     "TransactionResult",
     "Transcript",
     "TranscriptError",

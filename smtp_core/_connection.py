@@ -49,11 +49,25 @@ from ._extensions import Extensions
 from ._records import _AWAIT_GREETING, _Pending, _Transaction
 from ._replies import ReplyReader
 from ._state import FOLLOW, REPLY_ONLY, TRANSITIONS, Input, Outcome, State
+from ._timeouts import Stage
 
 __all__ = ["Connection", "TLSPolicy"]
 
 #: How a connection treats TLS; see :class:`Connection`.
 TLSPolicy = Literal["required", "opportunistic", "none"]
+
+#: The timeout stage of the reply to each kind of command (RFC 5321 §4.5.3.2).
+#: A BDAT chunk that is not the last is acknowledged once the server has
+#: taken it: a data block's time.
+_STAGE_OF_REPLY: dict[Input, Stage] = {
+    Input.GREETING: Stage.GREETING,
+    Input.MAIL: Stage.MAIL,
+    Input.RCPT: Stage.RCPT,
+    Input.DATA: Stage.DATA,
+    Input.END_OF_DATA: Stage.DATA_END,
+    Input.BDAT: Stage.DATA_BLOCK,
+    Input.BDAT_LAST: Stage.DATA_END,
+}
 
 _INPUT_OF: dict[type[BaseCommand], Input] = {
     Unchecked: Input.UNCHECKED,
@@ -211,6 +225,12 @@ class Connection(_ServerChecks):
         return bool(self._pending)
 
     @property
+    def reply_stage(self) -> Stage:
+        """The timeout stage of the next reply awaited (``COMMAND`` if none is)."""
+        pending = self._pending
+        return _STAGE_OF_REPLY.get(pending[0].input, Stage.COMMAND) if pending else Stage.COMMAND
+
+    @property
     def accepted_recipients(self) -> tuple[str, ...]:
         """The recipients the server accepted in the current transaction."""
         return tuple(self._tx.accepted)
@@ -313,6 +333,24 @@ class Connection(_ServerChecks):
         self._pending.clear()
         self._state = self._projected = State.CLOSED
         return ConnectionClosed(unanswered)
+
+    def connection_lost(self) -> tuple[BaseCommand, ...]:
+        """Tell the engine the connection is gone: timed out, reset, or closed locally.
+
+        Whatever was awaited will never come: the connection moves to
+        ``CLOSED`` (``ERROR`` stays ``ERROR``) and refuses every command.
+        Idempotent.  The procedures call it when the driver raises an I/O
+        error into them.
+
+        Returns:
+            The commands that were left without a reply, oldest first.
+        """
+        unanswered = self.awaiting
+        self._pending.clear()
+        self._eof = True
+        if self._state is not State.ERROR:
+            self._state = self._projected = State.CLOSED
+        return unanswered
 
     def _apply(self, entry: _Pending, lines: tuple[bytes, ...]) -> None:
         """The side effects of a positive reply beyond the state change."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LocalProtocolError",
+    "OutcomeUnknown",
     "ProtocolError",
     "RemoteProtocolError",
     "ReplyError",
@@ -72,3 +73,36 @@ class ReplyError(Exception):
     def text(self) -> str:
         """The reply text, lines joined with ``\\n``."""
         return self.reply.text
+
+
+class OutcomeUnknown(Exception):
+    """The end of the message was sent, and then its verdict never came.
+
+    The connection failed, timed out or broke the protocol while the client
+    waited for the reply to the end of data (or, in LMTP, for some of the
+    per-recipient replies).  The server may have taken the message: sending
+    it again may deliver it twice, so this is never a plain failure to retry.
+    The connection is closed.
+
+    Attributes:
+        cause: what happened instead of the verdict (a ``StageTimeout``,
+            ``ServerDisconnected``, ``RemoteProtocolError`` or ``OSError``);
+            also ``__cause__``.
+        delivered: the recipients whose delivery was confirmed before that
+            (LMTP's per-recipient replies that did arrive), in order.
+        unknown: the recipients whose fate is unknown, in order.
+    """
+
+    def __init__(
+        self, cause: BaseException, delivered: tuple[str, ...], unknown: tuple[str, ...]
+    ) -> None:
+        self.cause = cause
+        self.delivered = delivered
+        self.unknown = unknown
+        super().__init__(
+            f"the message may have been delivered to {len(unknown)} recipient(s) "
+            f"({', '.join(unknown)}): no verdict after the end of data ({cause})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.cause, self.delivered, self.unknown))

@@ -21,6 +21,13 @@ driver is therefore a short loop (see ``transports.sync``)::
 Procedures raise :class:`ReplyError` when a step they need is refused,
 :class:`ServerDisconnected` when the server closes while a reply is due, and let
 ``LocalProtocolError``/``RemoteProtocolError`` through.
+
+Every request carries the timeout stage it belongs to (RFC 5321 §4.5.3.2,
+:class:`Timeouts`).  A driver whose I/O fails -- a stage's time ran out
+(:class:`StageTimeout`), a reset, a failed handshake -- raises the error into
+the procedure (``procedure.throw(exc)``): the procedure marks the connection
+lost (:meth:`Connection.connection_lost`) and lets it through, except after
+the end of a message, where it becomes :class:`OutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -50,10 +57,17 @@ from ._commands import (
     StartTLS,
 )
 from ._connection import Connection
-from ._errors import LocalProtocolError, RemoteProtocolError, ReplyError, ServerDisconnected
+from ._errors import (
+    LocalProtocolError,
+    OutcomeUnknown,
+    RemoteProtocolError,
+    ReplyError,
+    ServerDisconnected,
+)
 from ._events import NEED_DATA, ConnectionClosed, Event, Greeting, Reply
 from ._sasl import SASLMechanism, choose_mechanism, mechanism_for
 from ._state import State
+from ._timeouts import Stage
 
 __all__ = [
     "READ",
@@ -96,9 +110,16 @@ PIPELINE_WINDOW = 32 * 1024
 @final
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Ask the driver to write ``data``; it answers ``None``."""
+    """Ask the driver to write ``data``; it answers ``None``.
+
+    Attributes:
+        stage: whose timeout bounds the write: ``DATA_BLOCK`` for message
+            content (RFC 5321 §4.5.3.2.5: each block), the stage of the reply
+            the command draws otherwise.
+    """
 
     data: bytes
+    stage: Stage = Stage.COMMAND
 
 
 @final
@@ -112,33 +133,47 @@ class Read:
             each whole reply (RFC 5321 §4.5.3.2 timeouts) starts its deadline
             on ``starts_reply`` reads, so a server trickling a byte at a time
             cannot hold it past the deadline.
+        stage: whose timeout (:class:`Timeouts`) bounds the reply.
     """
 
     starts_reply: bool = True
+    stage: Stage = Stage.COMMAND
 
 
 @final
 @dataclass(frozen=True, slots=True)
 class UpgradeTLS:
-    """Ask the driver to run the TLS handshake now; it answers ``None``."""
+    """Ask the driver to run the TLS handshake now; it answers ``None``.
+
+    Its time is :attr:`Timeouts.tls` (stage ``TLS``).
+    """
 
 
 READ = Read()
 READ_MORE = Read(starts_reply=False)
 UPGRADE_TLS = UpgradeTLS()
+# One request object per stage, made once: a read is asked for every reply.
+_READS = {stage: Read(True, stage) for stage in Stage}
+_READS_MORE = {stage: Read(False, stage) for stage in Stage}
+_READS[Stage.COMMAND], _READS_MORE[Stage.COMMAND] = READ, READ_MORE
 IORequest = Write | Read | UpgradeTLS
 Procedure = Generator[IORequest, "bytes | None", T]
 
 
 def read_event(conn: Connection) -> Procedure[Event]:
     """Read until the connection has an event, and return it."""
-    request = READ
+    stage = conn.reply_stage
+    request = _READS[stage]
     while True:
         event = conn.next_event()
         if event is not NEED_DATA:
             return event
-        data = yield request
-        request = READ_MORE
+        try:
+            data = yield request
+        except Exception:
+            conn.connection_lost()  # the driver's I/O failed: nothing more will come
+            raise
+        request = _READS_MORE[stage]
         if data is None:
             raise TypeError("a driver must answer Read with bytes (b'' at end of file)")
         conn.receive_data(data)
@@ -152,16 +187,21 @@ def read_reply(conn: Connection) -> Procedure[Reply]:
     """
     # read_event's loop, inlined: one generator per reply instead of two,
     # and replies are the most frequent thing a session reads.
-    request = READ
-    while True:
-        event = conn.next_event()
-        if event is not NEED_DATA:
-            break
-        data = yield request
-        if data is None:
-            raise TypeError("a driver must answer Read with bytes (b'' at end of file)")
-        conn.receive_data(data)
-        request = READ_MORE
+    event = conn.next_event()
+    if event is NEED_DATA:
+        stage = conn.reply_stage
+        request = _READS[stage]
+        while event is NEED_DATA:
+            try:
+                data = yield request
+            except Exception:
+                conn.connection_lost()  # the driver's I/O failed: nothing more will come
+                raise
+            if data is None:
+                raise TypeError("a driver must answer Read with bytes (b'' at end of file)")
+            conn.receive_data(data)
+            event = conn.next_event()
+            request = _READS_MORE[stage]
     if isinstance(event, ConnectionClosed):
         verbs = ", ".join(c.verb for c in event.unanswered) or "nothing"
         raise ServerDisconnected(f"server closed the connection; unanswered: {verbs}")
@@ -171,8 +211,22 @@ def read_reply(conn: Connection) -> Procedure[Reply]:
 
 def command(conn: Connection, cmd: BaseCommand) -> Procedure[Reply]:
     """Send one command and return its reply, whatever its code."""
-    yield Write(conn.send(cmd))
+    data = conn.send(cmd)
+    try:
+        yield Write(data)
+    except Exception:
+        conn.connection_lost()  # the driver's I/O failed
+        raise
     return (yield from read_reply(conn))
+
+
+def _write(conn: Connection, data: bytes, stage: Stage = Stage.COMMAND) -> Procedure[None]:
+    """Have the driver write ``data``; if it fails, the connection is lost."""
+    try:
+        yield Write(data, stage)
+    except Exception:
+        conn.connection_lost()
+        raise
 
 
 def greet(conn: Connection) -> Procedure[Greeting]:
@@ -251,7 +305,11 @@ def starttls(conn: Connection) -> Procedure[Reply]:
     reply = yield from command(conn, StartTLS())
     if not reply.is_positive:
         raise ReplyError(reply)
-    yield UPGRADE_TLS
+    try:
+        yield UPGRADE_TLS
+    except Exception:
+        conn.connection_lost()  # a failed handshake leaves nothing to talk to
+        raise
     conn.start_tls_done()
     return reply
 
@@ -343,7 +401,7 @@ def authenticate(
 
 def quit(conn: Connection) -> Procedure[Reply | None]:
     """Send QUIT and read the 221; ``None`` if the server closed without it."""
-    yield Write(conn.send(Quit()))
+    yield from _write(conn, conn.send(Quit()))
     event = yield from read_event(conn)
     return event if isinstance(event, Reply) else None
 
@@ -456,7 +514,11 @@ def send_mail(
     Raises:
         LocalProtocolError: a command is invalid or not allowed (before any
             byte of the transaction is written), or ``recipients`` is empty.
-        ServerDisconnected / RemoteProtocolError: from the server's side.
+        ServerDisconnected / RemoteProtocolError: from the server's side,
+            before the end of the message was sent (it was not delivered).
+        OutcomeUnknown: the end of the message was sent, and the connection
+            failed or timed out before every verdict came: it may have been
+            delivered.
     """
     if isinstance(recipients, str):
         raise TypeError("recipients must be a sequence of addresses, not one str")
@@ -514,14 +576,14 @@ def transaction(
             # a refused MAIL (a permissive connection follows a server that
             # answers the pipelined RCPT and DATA anyway: the recipients it
             # accepts belong to no transaction of ours).
-            yield Write(conn.send(EndOfContent()))
+            yield from _write(conn, conn.send(EndOfContent()), Stage.DATA_BLOCK)
             try:
-                verdicts = yield from _read_verdicts(conn)
+                yield from _read_verdicts(conn, verdicts)
             except ServerDisconnected:
                 verdicts = []  # the marker ended no message of ours: the close is its answer
         else:
             yield from _write_content(conn, content)
-            verdicts = yield from _read_verdicts(conn)
+            yield from _verdicts_or_unknown(conn, _read_verdicts(conn, verdicts), verdicts)
     elif chunking and conn.accepted_recipients and conn.state is State.RCPT:
         verdicts = yield from _send_chunks(conn, content, pipelining=pipelining)
     if replies[0].is_positive and conn.state in (
@@ -553,7 +615,7 @@ def _pipeline(conn: Connection, data: bytes, count: int) -> Procedure[list[Reply
             # A line end is always inside a window: no command line is longer
             # than MAX_COMMAND_LINE, far below PIPELINE_WINDOW.
             end = data.rfind(b"\r\n", written, written + PIPELINE_WINDOW) + 2
-        yield Write(data[written:end])
+        yield from _write(conn, data[written:end])
         while len(replies) < answered_before:
             replies.append((yield from read_reply(conn)))
             if conn.state is State.CLOSED:
@@ -567,14 +629,38 @@ def _pipeline(conn: Connection, data: bytes, count: int) -> Procedure[list[Reply
     return replies
 
 
-def _read_verdicts(conn: Connection) -> Procedure[list[Reply]]:
-    """Read the reply to the end of the message (LMTP: one per accepted recipient)."""
-    verdicts: list[Reply] = []
+def _read_verdicts(conn: Connection, verdicts: list[Reply]) -> Procedure[None]:
+    """Read the reply to the end of the message (LMTP: one per accepted recipient).
+
+    Each goes into ``verdicts`` as it arrives, so the caller knows how far it got.
+    """
     for _ in conn.accepted_recipients if conn.lmtp else (None,):
         verdicts.append((yield from read_reply(conn)))
         if conn.state is State.CLOSED:
             break
-    return verdicts
+
+
+def _verdicts_or_unknown(
+    conn: Connection, reading: Procedure[None], verdicts: list[Reply], skip: int = 0
+) -> Procedure[None]:
+    """Run ``reading`` (the replies after the end of the message); a failure is ``OutcomeUnknown``.
+
+    Once the end-of-data marker is written, the server may take the message
+    whatever happens to the connection afterwards: a timeout, a close or a
+    broken reply here leaves the outcome unknown, and saying "failed" would
+    invite a retry that delivers twice.  ``verdicts`` holds the replies read
+    so far (in LMTP, one per recipient, in order), after ``skip`` replies to
+    pipelined BDAT chunks.
+    """
+    accepted = conn.accepted_recipients  # taken now: the verdict ends the transaction
+    try:
+        yield from reading
+    except (OSError, RemoteProtocolError) as exc:  # StageTimeout and SSLError are OSErrors
+        conn.connection_lost()
+        told = max(len(verdicts) - skip, 0) if conn.lmtp else 0
+        told_of = zip(accepted, verdicts[skip:], strict=False)  # LMTP: those that came
+        delivered = tuple(r for r, v in told_of if v.is_positive)
+        raise OutcomeUnknown(exc, delivered, accepted[told:]) from exc
 
 
 def _send_chunks(
@@ -585,7 +671,7 @@ def _send_chunks(
     held: bytes | memoryview | None = None
     for chunk in _chunks(content):
         if held is not None:
-            yield Write(conn.send(Bdat(held)))
+            yield from _write(conn, conn.send(Bdat(held)), Stage.DATA_BLOCK)
             if not pipelining:
                 reply = yield from read_reply(conn)
                 if not reply.is_positive:
@@ -593,30 +679,40 @@ def _send_chunks(
             else:
                 unanswered += 1
         held = chunk
-    yield Write(conn.send(Bdat(b"" if held is None else held, last=True)))
-    refusal: Reply | None = None
+    last = conn.send(Bdat(b"" if held is None else held, last=True))
+    yield from _write(conn, last, Stage.DATA_BLOCK)
+    replies: list[Reply] = []  # those to the chunks before the last, then the verdicts
+    yield from _verdicts_or_unknown(
+        conn, _read_chunk_replies(conn, unanswered, replies), replies, unanswered
+    )
+    refusal = next((r for r in replies[:unanswered] if not r.is_positive), None)
+    if len(replies) <= unanswered:  # a 421 to a chunk ended it
+        return [replies[-1]]
+    return [refusal] if refusal is not None else replies[unanswered:]
+
+
+def _read_chunk_replies(conn: Connection, unanswered: int, replies: list[Reply]) -> Procedure[None]:
+    """Read the replies to the ``unanswered`` pipelined chunks, then the verdicts."""
     for _ in range(unanswered):
-        reply = yield from read_reply(conn)
-        if not reply.is_positive and refusal is None:
-            refusal = reply
+        replies.append((yield from read_reply(conn)))
         if conn.state is State.CLOSED:
-            return [reply]
-    verdicts = yield from _read_verdicts(conn)
-    return [refusal] if refusal is not None else verdicts
+            return
+    yield from _read_verdicts(conn, replies)
 
 
 def _write_content(conn: Connection, content: bytes | Iterable[bytes]) -> Procedure[None]:
     if isinstance(content, bytes) and len(content) <= CONTENT_CHUNK:
         # Most messages: one chunk, and the end marker in the same write.
-        yield Write(conn.send(Content(content)) + conn.send(EndOfContent()))
+        data = conn.send(Content(content)) + conn.send(EndOfContent())
+        yield from _write(conn, data, Stage.DATA_BLOCK)
         return
     held = b""
     for chunk in _chunks(content):
         if held:
-            yield Write(held)
+            yield from _write(conn, held, Stage.DATA_BLOCK)
         held = conn.send(Content(chunk))
     # The last chunk and the end-of-data marker go out in one write.
-    yield Write(held + conn.send(EndOfContent()))
+    yield from _write(conn, held + conn.send(EndOfContent()), Stage.DATA_BLOCK)
 
 
 def _recipient(rcpt: BaseCommand) -> str:

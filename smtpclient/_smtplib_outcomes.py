@@ -54,6 +54,7 @@ from typing import NoReturn
 from smtp_core import (
     Greeting,
     LocalProtocolError,
+    OutcomeUnknown,
     RemoteProtocolError,
     Reply,
     ServerDisconnected,
@@ -110,6 +111,10 @@ def raise_engine_error(exc: Exception, close: Callable[[], None]) -> NoReturn:
     ``close`` closes the session's socket; it is called for everything but a
     local refusal, which leaves the session as it was.
     """
+    if isinstance(exc, OutcomeUnknown) and isinstance(exc.cause, Exception):
+        # smtplib knows no "outcome unknown": what failed after the end of
+        # data is reported as smtplib reports that failure.
+        exc = exc.cause
     if isinstance(exc, LocalProtocolError):
         raise SMTPProtocolError(str(exc)) from exc
     if isinstance(exc, ServerDisconnected):

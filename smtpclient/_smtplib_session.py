@@ -23,6 +23,7 @@ from smtp_core import (
     ConnectionClosed,
     Greeting,
     LocalProtocolError,
+    OutcomeUnknown,
     Procedure,
     RemoteProtocolError,
     Reply,
@@ -169,7 +170,7 @@ class SessionBase:
         conn = self._conn
         try:
             return driver.run(procedure)
-        except (RemoteProtocolError, LocalProtocolError, OSError) as exc:
+        except (RemoteProtocolError, LocalProtocolError, OSError, OutcomeUnknown) as exc:
             self._fail(exc)
         finally:
             if conn is not None and conn.state is State.CLOSED:

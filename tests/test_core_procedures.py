@@ -102,7 +102,7 @@ def test_close_before_greeting_raises() -> None:
 
 def test_driver_must_answer_read_with_bytes() -> None:
     proc = procedures.greet(Connection())
-    assert next(proc) is sc.READ
+    assert next(proc) == sc.Read(starts_reply=True, stage=sc.Stage.GREETING)
     with pytest.raises(TypeError, match="answer Read with bytes"):
         proc.send(None)
 

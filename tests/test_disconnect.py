@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import smtpclient
-from smtp_core import Connection, ServerDisconnected, procedures
+from smtp_core import Connection, OutcomeUnknown, ServerDisconnected, State, procedures
 from tests.servers import CLOSE, ScriptedServer, Step
 from transports.sync import SyncDriver, connect
 
@@ -21,10 +21,11 @@ DIALOGUE: list[tuple[bytes, int]] = [
     (b"250 2.1.0 ok\r\n", 1),  # then RCPT
     (b"250 2.1.5 ok\r\n", 1),  # then DATA
     (b"354 go ahead\r\n", 3),  # then the content's 3 lines (2 lines + ".")
-    (b"250 2.0.0 queued\r\n", 1),  # then QUIT
+    (b"250 2.0.0 queued\r\n", 1),  # then QUIT  (index FINAL_VERDICT)
     (b"221 bye\r\n", 0),
 ]
 MESSAGE = b"Subject: x\r\n\r\n"
+FINAL_VERDICT = 5  # closing instead of it leaves the message's fate unknown
 
 
 def _script(close_after: int, *, partial: bool = False) -> list[Step]:
@@ -63,13 +64,19 @@ def test_engine_raises_server_disconnected(close_after: int, partial: bool) -> N
     with ScriptedServer(_script(close_after, partial=partial)) as server:
         conn = Connection()
         driver = SyncDriver(connect(server.host, server.port, timeout=10))
+        expected = OutcomeUnknown if close_after == FINAL_VERDICT else ServerDisconnected
         try:
-            with pytest.raises(ServerDisconnected):
+            with pytest.raises(expected) as raised:
                 driver.run(procedures.handshake(conn, "client.test"))
                 driver.run(procedures.send_mail(conn, "a@client.test", ["b@example.test"], MESSAGE))
                 driver.run(procedures.quit(conn))
         finally:
             driver.close()
+        if isinstance(raised.value, OutcomeUnknown):
+            assert raised.value.unknown == ("b@example.test",)
+            assert raised.value.delivered == ()
+            assert isinstance(raised.value.cause, ServerDisconnected)
+        assert conn.state is State.CLOSED or conn.state is State.ERROR
 
 
 def test_close_instead_of_221_is_not_an_error() -> None:

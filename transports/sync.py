@@ -14,9 +14,23 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from smtp_core import NEED_DATA, Connection, Event, Procedure, Read, UpgradeTLS, Write
+from smtp_core import (
+    NEED_DATA,
+    Connection,
+    Event,
+    IORequest,
+    Procedure,
+    Read,
+    Stage,
+    StageTimeout,
+    Timeouts,
+    UpgradeTLS,
+    Write,
+)
 
-__all__ = ["READ_SIZE", "SyncDriver", "connect", "exchange", "set_reply_timeout"]
+from ._pump import DriverClosed, default_ssl_context
+
+__all__ = ["READ_SIZE", "DriverClosed", "SyncDriver", "connect", "exchange", "set_reply_timeout"]
 
 T = TypeVar("T")
 
@@ -43,14 +57,23 @@ class SyncDriver:
     """Performs a procedure's I/O requests on a blocking socket.
 
     Args:
-        sock: a connected socket, or any object with ``sendall`` and ``recv``.
-        ssl_context: the context used when a procedure asks to start TLS.
+        sock: a connected socket, or any object with ``sendall``, ``recv`` and
+            ``settimeout``.
+        ssl_context: the context used when a procedure asks to start TLS
+            (default: verifying, TLS 1.2 at least).
         server_hostname: the name the server's certificate must carry.
         trace: called with ``("send", data)`` before each write and
             ``("recv", data)`` after each read, for transcripts and debugging.
-        reply_timeout: seconds allowed for each whole reply (not for each
-            ``recv``): a server that trickles bytes cannot hold the caller past
-            it.  ``None`` leaves the socket's own timeout in charge.
+        timeouts: the limit per stage (RFC 5321 §4.5.3.2) and overall; a
+            timeout raises :class:`smtp_core.StageTimeout` naming the stage.
+        reply_timeout: instead of ``timeouts``, the one limit smtplib has:
+            seconds for each whole reply (not each ``recv``), raised as the
+            socket's own ``TimeoutError``.  With neither, the socket's own
+            timeout is in charge.
+
+    An I/O error (a timeout included) is raised into the procedure, which
+    marks its connection lost; the socket is closed, and every later
+    :meth:`run` fails with :class:`DriverClosed`.
     """
 
     def __init__(
@@ -60,13 +83,19 @@ class SyncDriver:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         trace: Callable[[str, bytes], None] | None = None,
+        timeouts: Timeouts | None = None,
         reply_timeout: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.sock = sock
         self.trace = trace
         self.reply_timeout = reply_timeout
-        if reply_timeout is not None:
+        if reply_timeout is not None and timeouts is None:
             set_reply_timeout(sock, reply_timeout)
+        self.timeouts = timeouts
+        if deadline is None and timeouts is not None and timeouts.total is not None:
+            deadline = time.monotonic() + timeouts.total
+        self.deadline = deadline
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
 
@@ -74,45 +103,105 @@ class SyncDriver:
         """Run ``procedure`` to its end and return its result.
 
         Raises:
-            Whatever the procedure raises, and ``OSError`` (``TimeoutError``
-            included) from the socket.
+            Whatever the procedure raises.  I/O errors reach it first and come
+            out as it leaves them: ``OSError`` (``StageTimeout`` with
+            ``timeouts``, the socket's ``TimeoutError`` otherwise),
+            ``ssl.SSLError``, ``OutcomeUnknown`` after the end of a message,
+            ``DriverClosed``.
         """
-        sock = self.sock
         trace = self.trace
+        timed = self.timeouts is not None
         deadline = 0.0
         try:
             request = next(procedure)
             while True:
-                if isinstance(request, Write):
-                    if trace is not None:
-                        trace("send", request.data)
-                    sock.sendall(request.data)
-                    request = procedure.send(None)
-                elif isinstance(request, Read):
-                    if request.starts_reply:
-                        if self.reply_timeout is not None:
-                            # The socket's timeout is the whole budget between reads.
-                            deadline = time.monotonic() + self.reply_timeout
-                        data = sock.recv(READ_SIZE)
+                try:
+                    sock = self.sock
+                    if sock is None:
+                        raise DriverClosed("the connection is closed")
+                    if isinstance(request, Write):
+                        if timed:
+                            self._set_limit(sock, request.stage, None)
+                        if trace is not None:
+                            trace("send", request.data)
+                        sock.sendall(request.data)
+                        answer: bytes | None = None
+                    elif isinstance(request, Read):
+                        if timed:
+                            if request.starts_reply:
+                                limit = self._seconds(request.stage)
+                                deadline = -1.0 if limit is None else time.monotonic() + limit
+                            self._set_limit(sock, request.stage, deadline)
+                            answer = sock.recv(READ_SIZE)
+                        elif request.starts_reply:
+                            if self.reply_timeout is not None:
+                                # The socket's timeout is the whole budget between reads.
+                                deadline = time.monotonic() + self.reply_timeout
+                            answer = sock.recv(READ_SIZE)
+                        else:
+                            answer = _read_more(sock, deadline, self.reply_timeout)
+                        if trace is not None:
+                            trace("recv", answer)
                     else:
-                        data = _read_more(sock, deadline, self.reply_timeout)
-                    if trace is not None:
-                        trace("recv", data)
-                    request = procedure.send(data)
-                else:
-                    assert isinstance(request, UpgradeTLS)
-                    sock = self.sock = self._wrap(sock)
-                    request = procedure.send(None)
+                        assert isinstance(request, UpgradeTLS)
+                        if timed:
+                            self._set_limit(sock, Stage.TLS, None)
+                        self.sock = self._wrap(sock)
+                        answer = None
+                except Exception as exc:
+                    if timed and isinstance(exc, TimeoutError):
+                        exc = self._timeout(exc, request)
+                    self.close()
+                    request = procedure.throw(exc)
+                    continue
+                request = procedure.send(answer)
         except StopIteration as stop:
             result: T = stop.value
             return result
+
+    def _seconds(self, stage: Stage) -> float | None:
+        assert self.timeouts is not None
+        return self.timeouts.seconds(stage)
+
+    def _set_limit(self, sock: Any, stage: Stage, until: float | None) -> None:
+        """Give ``sock`` the time left for a request of ``stage``.
+
+        ``until``: the reply's deadline for a read (``-1.0``: none); ``None``
+        for a request with a limit of its own.
+
+        Raises:
+            StageTimeout: none is left.
+        """
+        now = time.monotonic()
+        seconds = self._seconds(stage) if until is None else None if until < 0 else until - now
+        overall = False
+        if self.deadline is not None and (seconds is None or self.deadline - now < seconds):
+            seconds, overall = self.deadline - now, True
+        if seconds is not None and seconds <= 0:
+            assert self.timeouts is not None
+            limit = self.timeouts.total if overall else self._seconds(stage)
+            raise StageTimeout(stage, limit or 0.0, overall=overall)
+        if sock.gettimeout() != seconds:
+            sock.settimeout(seconds)
+
+    def _timeout(self, exc: TimeoutError, request: IORequest) -> StageTimeout:
+        if isinstance(exc, StageTimeout):
+            return exc
+        assert self.timeouts is not None
+        stage = Stage.TLS if isinstance(request, UpgradeTLS) else request.stage
+        now = time.monotonic()
+        overall = self.deadline is not None and self.deadline - now <= 0.001
+        limit = self.timeouts.total if overall else self._seconds(stage)
+        timeout = StageTimeout(stage, limit or 0.0, overall=overall)
+        timeout.__cause__ = exc
+        return timeout
 
     def exchange(self, conn: Connection, data: bytes = b"") -> Event:
         """Write ``data`` (if any) and return ``conn``'s next event: :func:`exchange`."""
         return exchange(self.sock, conn, data, self.reply_timeout, self.trace)
 
     def _wrap(self, sock: socket.socket) -> ssl.SSLSocket:
-        context = self.ssl_context or ssl.create_default_context()
+        context = self.ssl_context or default_ssl_context()
         return context.wrap_socket(sock, server_hostname=self.server_hostname)
 
     def close(self) -> None:

@@ -1,0 +1,233 @@
+"""The asynchronous pump: runs the engine's procedures over any :class:`AsyncByteStream`.
+
+One ``async def`` loop serves asyncio, trio, anyio and custom transports: the
+procedures are plain generators, so the loop only performs the requests they
+yield, with the time :class:`smtp_core.Timeouts` gives each request's stage.
+It holds no protocol knowledge: whatever goes wrong with the I/O is raised
+into the procedure, which decides what it means (a lost connection, or after
+the end of a message, an unknown outcome).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from smtp_core import Procedure, Read, Stage, StageTimeout, Timeouts, UpgradeTLS, Write
+
+from ._stream import AsyncByteStream
+
+__all__ = ["AsyncDriver", "DriverClosed", "default_ssl_context", "open_driver"]
+
+T = TypeVar("T")
+log = logging.getLogger("smtpclient.transport")
+
+
+class DriverClosed(ConnectionError):
+    """The driver's stream was closed (by :meth:`AsyncDriver.aclose`, a timeout or an I/O error)."""
+
+
+class AsyncDriver:
+    """Performs a procedure's I/O requests on an :class:`AsyncByteStream`.
+
+    Args:
+        stream: the connected stream (from a world's ``open_stream``, or the
+            caller's own).
+        ssl_context: the context for STARTTLS (default: a verifying
+            ``ssl.create_default_context()`` with TLS 1.2 at least).
+        server_hostname: the name the server's certificate must carry, sent as
+            SNI.  Separate from the address connected to, on purpose.
+        timeouts: the limit per stage, and overall (default: RFC 5321's).
+        deadline: a ``time.monotonic()`` value after which nothing more may
+            happen (set by ``connect`` from ``timeouts.total``, so connecting
+            counts); default: ``timeouts.total`` from now.
+        trace: called with ``("send", data)`` before each write and
+            ``("recv", data)`` after each read.
+
+    After an I/O error or a timeout the stream is closed, the connection the
+    procedure worked on is marked lost, and every later :meth:`run` raises
+    :class:`DriverClosed` (through the procedure, which marks its connection
+    lost too).
+    """
+
+    def __init__(
+        self,
+        stream: AsyncByteStream,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeouts: Timeouts | None = None,
+        deadline: float | None = None,
+        trace: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        self.stream: AsyncByteStream | None = stream
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        self.timeouts = timeouts = timeouts or Timeouts()
+        if deadline is None and timeouts.total is not None:
+            deadline = time.monotonic() + timeouts.total
+        self.deadline = deadline
+        self.trace = trace
+        self._abandoned: AsyncByteStream | None = None
+
+    async def run(self, procedure: Procedure[T]) -> T:
+        """Run ``procedure`` to its end and return its result.
+
+        Raises:
+            Whatever the procedure raises; I/O errors reach it first, so they
+            come out as the procedure leaves them: ``StageTimeout`` (a
+            ``TimeoutError``) naming the stage, ``OSError``, ``ssl.SSLError``,
+            ``OutcomeUnknown`` after the end of a message, ``DriverClosed``.
+        """
+        trace = self.trace
+        reply_deadline = 0.0  # when the reply being read must be whole
+        try:
+            request = next(procedure)
+            while True:
+                stage = request.stage if not isinstance(request, UpgradeTLS) else Stage.TLS
+                try:
+                    stream = self.stream
+                    if stream is None:
+                        raise DriverClosed("the connection is closed")
+                    if isinstance(request, Write):
+                        if trace is not None:
+                            trace("send", request.data)
+                        seconds, overall = self._limit(stage, None)
+                        await stream.send(request.data, seconds)
+                        answer: bytes | None = None
+                    elif isinstance(request, Read):
+                        if request.starts_reply:
+                            limit = self.timeouts.seconds(stage)
+                            reply_deadline = -1.0 if limit is None else time.monotonic() + limit
+                        seconds, overall = self._limit(stage, reply_deadline)
+                        answer = await stream.receive(seconds)
+                        if trace is not None:
+                            trace("recv", answer)
+                    else:
+                        context = self.ssl_context or default_ssl_context()
+                        seconds, overall = self._limit(stage, None)
+                        self.stream = await stream.start_tls(context, self.server_hostname, seconds)
+                        _log_tls(self.stream, self.server_hostname)
+                        answer = None
+                except Exception as exc:
+                    if isinstance(exc, TimeoutError) and not isinstance(exc, StageTimeout):
+                        exc = StageTimeout(stage, seconds or 0.0, overall=overall)
+                    await self.aclose()
+                    request = procedure.throw(exc)
+                    continue
+                except BaseException:
+                    # Cancelled mid-exchange: the replies now in flight would
+                    # pair with the wrong commands.  The connection is lost.
+                    self._abandon()
+                    with contextlib.suppress(DriverClosed, StopIteration):
+                        procedure.throw(DriverClosed("cancelled in the middle of an exchange"))
+                    raise
+                request = procedure.send(answer)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    def _limit(self, stage: Stage, until: float | None) -> tuple[float | None, bool]:
+        """Seconds left for a request of ``stage``, and whether the overall deadline set them.
+
+        ``until``: the reply's deadline for a read (``-1.0``: none), ``None``
+        for a request with a limit of its own.
+
+        Raises:
+            StageTimeout: no time is left.
+        """
+        now = time.monotonic()
+        if until is None:
+            seconds = self.timeouts.seconds(stage)
+        else:
+            seconds = None if until < 0 else until - now
+        overall = False
+        if self.deadline is not None:
+            left = self.deadline - now
+            if seconds is None or left < seconds:
+                seconds, overall = left, True
+        if seconds is not None and seconds <= 0:
+            limit = self.timeouts.total if overall else self.timeouts.seconds(stage)
+            raise StageTimeout(stage, limit or 0.0, overall=overall)
+        return seconds, overall
+
+    def _abandon(self) -> None:
+        """Forget the stream without awaiting (we are being cancelled); :meth:`aclose` closes it."""
+        self._abandoned = self.stream
+        self.stream = None
+
+    async def aclose(self) -> None:
+        """Close the stream (idempotent)."""
+        stream = self.stream or self._abandoned
+        self.stream = self._abandoned = None
+        if stream is not None:
+            await stream.aclose()
+
+    async def __aenter__(self) -> AsyncDriver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def open_driver(
+    opening: Callable[[float | None], Awaitable[AsyncByteStream]],
+    *,
+    timeouts: Timeouts | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    trace: Callable[[str, bytes], None] | None = None,
+) -> AsyncDriver:
+    """Open a stream with ``opening(seconds)`` and return a driver for it.
+
+    Each world's ``connect`` is this with its own ``open_stream``: connecting
+    gets ``timeouts.connect`` (within ``timeouts.total``, which starts now).
+
+    Raises:
+        StageTimeout: stage ``CONNECT``, when ``opening`` times out.
+        OSError: from ``opening``.
+    """
+    timeouts = timeouts or Timeouts()
+    seconds, overall = timeouts.connect, False
+    deadline = None
+    if timeouts.total is not None:
+        deadline = time.monotonic() + timeouts.total
+        if seconds is None or timeouts.total < seconds:
+            seconds, overall = timeouts.total, True
+    try:
+        stream = await opening(seconds)
+    except TimeoutError as exc:
+        if isinstance(exc, StageTimeout):
+            raise
+        raise StageTimeout(Stage.CONNECT, seconds or 0.0, overall=overall) from exc
+    log.info("connected: %s", getattr(stream, "peer", None) or type(stream).__name__)
+    return AsyncDriver(
+        stream,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
+        timeouts=timeouts,
+        deadline=deadline,
+        trace=trace,
+    )
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """A verifying client context with TLS 1.2 as the floor."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _log_tls(stream: AsyncByteStream, server_hostname: str | None) -> None:
+    ssl_object = getattr(stream, "ssl_object", None)
+    if ssl_object is not None and log.isEnabledFor(logging.INFO):
+        log.info(
+            "TLS established with %s: %s, %s",
+            server_hostname,
+            ssl_object.version(),
+            (ssl_object.cipher() or ("?",))[0],
+        )
