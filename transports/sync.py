@@ -30,7 +30,16 @@ from smtp_core import (
 
 from ._pump import DriverClosed, default_ssl_context
 
-__all__ = ["READ_SIZE", "DriverClosed", "SyncDriver", "connect", "exchange", "set_reply_timeout"]
+__all__ = [
+    "READ_SIZE",
+    "DriverClosed",
+    "SyncDriver",
+    "connect",
+    "connect_driver",
+    "connect_unix_driver",
+    "exchange",
+    "set_reply_timeout",
+]
 
 T = TypeVar("T")
 
@@ -51,6 +60,87 @@ def connect(
 ) -> socket.socket:
     """Open a TCP connection (IPv4 or IPv6, as the name resolves)."""
     return socket.create_connection((host, port), timeout, source_address)
+
+
+def connect_driver(
+    host: str,
+    port: int,
+    *,
+    implicit_tls: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    source_address: tuple[str, int] | None = None,
+    timeouts: Timeouts | None = None,
+    trace: Callable[[str, bytes], None] | None = None,
+) -> SyncDriver:
+    """Connect and return a :class:`SyncDriver` with per-stage ``timeouts``.
+
+    The blocking twin of ``transports.asyncio.connect``: ``host`` may resolve
+    to several IPv4 and IPv6 addresses, tried in turn; ``server_hostname``
+    (default: ``host``) is what the certificate must name, for implicit TLS
+    and STARTTLS alike; ``ssl_context`` defaults to a verifying context with
+    TLS 1.2 at least.
+
+    Raises:
+        StageTimeout: stage ``CONNECT`` (or ``TLS`` for implicit TLS) ran out.
+        OSError: refused, unreachable, no such host; ``ssl.SSLError`` for TLS.
+    """
+    timeouts = timeouts or Timeouts()
+    deadline = None if timeouts.total is None else time.monotonic() + timeouts.total
+    context = ssl_context or default_ssl_context()
+    name = server_hostname or host
+    seconds = _within(timeouts.connect, deadline)
+    try:
+        sock = socket.create_connection((host, port), seconds, source_address)
+    except TimeoutError as exc:
+        raise StageTimeout(Stage.CONNECT, seconds or 0.0) from exc
+    if implicit_tls:
+        try:
+            sock.settimeout(_within(timeouts.tls, deadline))
+            sock = context.wrap_socket(sock, server_hostname=name)
+        except BaseException as exc:
+            sock.close()
+            if isinstance(exc, TimeoutError):
+                raise StageTimeout(Stage.TLS, timeouts.tls or 0.0) from exc
+            raise
+    return SyncDriver(
+        sock,
+        ssl_context=context,
+        server_hostname=name,
+        timeouts=timeouts,
+        deadline=deadline,
+        trace=trace,
+    )
+
+
+def connect_unix_driver(
+    path: str,
+    *,
+    timeouts: Timeouts | None = None,
+    trace: Callable[[str, bytes], None] | None = None,
+) -> SyncDriver:
+    """Connect to the Unix socket at ``path`` (LMTP) and return a :class:`SyncDriver`."""
+    timeouts = timeouts or Timeouts()
+    deadline = None if timeouts.total is None else time.monotonic() + timeouts.total
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    seconds = _within(timeouts.connect, deadline)
+    sock.settimeout(seconds)
+    try:
+        sock.connect(path)
+    except BaseException as exc:
+        sock.close()
+        if isinstance(exc, TimeoutError):
+            raise StageTimeout(Stage.CONNECT, seconds or 0.0) from exc
+        raise
+    return SyncDriver(sock, timeouts=timeouts, deadline=deadline, trace=trace)
+
+
+def _within(seconds: float | None, deadline: float | None) -> float | None:
+    """``seconds``, cut to what is left before ``deadline``."""
+    if deadline is None:
+        return seconds
+    left = max(deadline - time.monotonic(), 0.001)
+    return left if seconds is None else min(seconds, left)
 
 
 class SyncDriver:
