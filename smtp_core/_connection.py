@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Literal, NoReturn, cast
+from typing import NoReturn, cast
 
-from ._checks import _CHECKED_AGAINST_SERVER, _parse_params, _ServerChecks
+from ._checks import _CHECKED_AGAINST_SERVER, TLSPolicy, _parse_params, _ServerChecks
 from ._commands import (
     MAX_AUTH_LINE,
     MAX_COMMAND_LINE,
@@ -50,10 +50,7 @@ from ._records import _AWAIT_GREETING, _Pending, _Transaction
 from ._replies import ReplyReader
 from ._state import FOLLOW, REPLY_ONLY, TRANSITIONS, Input, Outcome, State
 
-__all__ = ["Connection", "TLSPolicy"]
-
-#: How a connection treats TLS; see :class:`Connection`.
-TLSPolicy = Literal["required", "opportunistic", "none"]
+__all__ = ["Connection", "TLSPolicy"]  # TLSPolicy is defined in _checks, below this module
 
 _INPUT_OF: dict[type[BaseCommand], Input] = {
     Unchecked: Input.UNCHECKED,
