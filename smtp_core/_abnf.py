@@ -1,5 +1,9 @@
 """The RFC 5321 grammar the engine checks, kept beside the RFC text it encodes.
 
+It also holds the RFC 3463 enhanced status code and :func:`enhanced_status`,
+which reads one: the reply events need it, and this module imports nothing
+of the engine's, so they can.
+
 Each regex is built from named parts, with the ABNF it transcribes quoted
 above it.  Leniencies are listed where they are granted, with their reason.
 """
@@ -16,6 +20,7 @@ __all__ = [
     "MAILBOX",
     "REPLY_LINE",
     "VERB",
+    "enhanced_status",
 ]
 
 # Characters no argument may ever contain, in any mode: CR and LF would end the
@@ -91,3 +96,20 @@ VERB = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 # the reader refuses control characters other than HT.  "-" followed by no
 # text is allowed by the ABNF ([ textstring ]) and sent by aiosmtpd.
 REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?", re.DOTALL)
+
+# RFC 3463 §2: status-code = class "." subject "." detail, class 2/4/5,
+# subject 1*3digit, detail 1*3digit; RFC 2034 puts it first, then SP.
+_ENHANCED = re.compile(rb"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |\Z)")
+
+
+def enhanced_status(code: int, text: bytes) -> tuple[int, int, int] | None:
+    """The RFC 3463 status code that ``text`` (a reply's first line) starts with.
+
+    ``None`` when it has none, or when its class disagrees with the first digit
+    of ``code`` (RFC 3463 §2): a text that merely starts with digits ("2.0 is
+    out") is not a status code.
+    """
+    match = _ENHANCED.match(text)
+    if match is None or int(match[1]) != code // 100:
+        return None
+    return int(match[1]), int(match[2]), int(match[3])

@@ -8,7 +8,7 @@ or LMTP, the TLS policy) or the extensions the server advertised do not allow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Literal, cast
 
 from ._commands import Auth, BaseCommand, Ehlo, Helo, Lhlo, Mail, Rcpt
 from ._errors import LocalProtocolError
@@ -16,10 +16,12 @@ from ._extensions import Extensions
 from ._records import _Transaction
 from ._state import Input
 
-if TYPE_CHECKING:  # _connection imports this module
-    from ._connection import TLSPolicy
+__all__ = ["_CHECKED_AGAINST_SERVER", "_PARAM_NEEDS", "TLSPolicy", "_ServerChecks", "_parse_params"]
 
-__all__ = ["_CHECKED_AGAINST_SERVER", "_PARAM_NEEDS", "_ServerChecks", "_parse_params"]
+#: How a connection treats TLS; see :class:`~smtp_core._connection.Connection`.
+#: Defined here, below the connection, so that the mixin can name it without
+#: importing the module it is mixed into; ``_connection`` re-exports it.
+TLSPolicy = Literal["required", "opportunistic", "none"]
 
 # ESMTP parameters of MAIL and the extension each needs (RFC 5321 §4.1.1.11:
 # a client must not use a parameter the server did not advertise).

@@ -13,6 +13,7 @@ import base64
 from dataclasses import dataclass
 from typing import ClassVar, final
 
+from ._commandbase import BaseCommand
 from ._errors import LocalProtocolError
 from ._validation import check_address, check_domain, check_params, check_safe, check_verb
 
@@ -49,47 +50,6 @@ MAX_COMMAND_LINE = 2048
 # RFC 4954 §4: "the maximum line length of an AUTH command (and of a client
 # response) is 12288 octets", room for OAuth tokens and Kerberos tickets.
 MAX_AUTH_LINE = 12288
-
-
-class BaseCommand:
-    """What every command has: a verb, a wire form and the pipelining rule.
-
-    Attributes:
-        VERB: the upper-case verb, e.g. ``"MAIL"``.
-        ends_group: True if RFC 2920 §3.1 lets this command only end a
-            pipelined group (the client must wait for its reply before
-            sending anything else).
-    """
-
-    __slots__ = ()
-    VERB: ClassVar[str] = ""
-    ends_group: ClassVar[bool] = True
-    _verb_lower: ClassVar[str] = ""  # VERB.lower(), made once per class
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._verb_lower = cls.VERB.lower()
-
-    @property
-    def verb(self) -> str:
-        """The upper-case verb, e.g. ``"MAIL"``."""
-        return self.VERB
-
-    def arguments(self, lowercase: bool = False) -> str:
-        """The text after the verb (without the separating space), or ``""``."""
-        return ""
-
-    def line(self, lowercase: bool = False) -> str:
-        """The command line without CRLF; ``lowercase`` writes the verb as smtplib does."""
-        # VERB, not the verb property: a class whose verb is not its VERB
-        # (Command) writes its own line.
-        verb = self._verb_lower if lowercase else self.VERB
-        args = self.arguments(lowercase)
-        return f"{verb} {args}" if args else verb
-
-    def has_non_ascii(self) -> bool:
-        """True if any argument needs UTF-8 (RFC 6531 SMTPUTF8) on the wire."""
-        return not self.arguments().isascii()
 
 
 @final

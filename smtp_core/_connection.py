@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Literal, NoReturn, cast
+from typing import NoReturn, cast
 
-from ._checks import _CHECKED_AGAINST_SERVER, _parse_params, _ServerChecks
+from ._checks import _CHECKED_AGAINST_SERVER, TLSPolicy, _parse_params, _ServerChecks
 from ._commands import (
     MAX_AUTH_LINE,
     MAX_COMMAND_LINE,
@@ -51,10 +51,7 @@ from ._replies import ReplyReader
 from ._state import FOLLOW, REPLY_ONLY, TRANSITIONS, Input, Outcome, State
 from ._timeouts import Stage
 
-__all__ = ["Connection", "TLSPolicy"]
-
-#: How a connection treats TLS; see :class:`Connection`.
-TLSPolicy = Literal["required", "opportunistic", "none"]
+__all__ = ["Connection", "TLSPolicy"]  # TLSPolicy is defined in _checks, below this module
 
 #: The timeout stage of the reply to each kind of command (RFC 5321 §4.5.3.2).
 #: A BDAT chunk that is not the last is acknowledged once the server has

@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, final
 
-from ._commands import BaseCommand
-from ._replies import enhanced_status
+from ._abnf import enhanced_status
+from ._commandbase import BaseCommand
 
 __all__ = ["NEED_DATA", "ConnectionClosed", "Event", "Greeting", "NeedData", "Reply"]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ._abnf import enhanced_status
 from ._errors import RemoteProtocolError
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
     "MAX_REPLY_LINE_LENGTH",
     "ParsedReply",
     "ReplyReader",
-    "enhanced_status",
+    "enhanced_status",  # defined in _abnf, which _events can import without a cycle
 ]
 
 # RFC 5321 §4.5.3.1.5: "The maximum total length of a reply line including the
@@ -75,27 +76,10 @@ _LAST_LINE_HEADS: dict[bytes, int] = {
 }
 _CONTINUATION_HEADS: dict[bytes, bytes] = {b"%d-" % code: b"%d" % code for code in _CODES}
 
-# RFC 3463 §2: status-code = class "." subject "." detail, class 2/4/5,
-# subject 1*3digit, detail 1*3digit; RFC 2034 puts it first, then SP.
-_ENHANCED = re.compile(rb"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |\Z)")
-
 #: One whole reply as read off the wire, not yet paired with a command: the
 #: code and each line's text (without code, separator and CRLF).  A plain
 #: tuple: one is built per reply, and a tuple is built in C.
 ParsedReply = tuple[int, tuple[bytes, ...]]
-
-
-def enhanced_status(code: int, text: bytes) -> tuple[int, int, int] | None:
-    """The RFC 3463 status code that ``text`` (a reply's first line) starts with.
-
-    ``None`` when it has none, or when its class disagrees with the first digit
-    of ``code`` (RFC 3463 §2): a text that merely starts with digits ("2.0 is
-    out") is not a status code.
-    """
-    match = _ENHANCED.match(text)
-    if match is None or int(match[1]) != code // 100:
-        return None
-    return int(match[1]), int(match[2]), int(match[3])
 
 
 class ReplyReader:
