@@ -76,7 +76,7 @@ def test_scanner_sees_nested_and_from_imports() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     # Import nothing of the engine's.  _commandbase holds BaseCommand and _abnf
     # holds enhanced_status so that the events can sit below the errors.
-    ("_abnf", "_commandbase", "_extensions", "_saslprep", "_state"),
+    ("_abnf", "_commandbase", "_extensions", "_saslprep", "_state", "_timeouts"),
     ("_events",),  # Greeting, Reply, ConnectionClosed
     ("_errors",),  # ReplyError names the events in its annotations
     ("_data", "_replies", "_saslbase", "_validation", "_xtext"),
