@@ -114,7 +114,7 @@ class StageTimeout(TimeoutError):
         overall: True when it was :attr:`Timeouts.total`, not the stage's own.
     """
 
-    def __init__(self, stage: Stage, seconds: float, *, overall: bool = False) -> None:
+    def __init__(self, stage: Stage, seconds: float, overall: bool = False) -> None:
         self.stage = stage
         self.seconds = seconds
         self.overall = overall
@@ -122,4 +122,4 @@ class StageTimeout(TimeoutError):
         super().__init__(f"timed out waiting for {stage.description} ({limit} of {seconds:g} s)")
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.stage, self.seconds), {"overall": self.overall})
+        return (type(self), (self.stage, self.seconds, self.overall))

@@ -40,6 +40,7 @@ from tests.servers import (
     AiosmtpdServer,
     ContentKeeper,
     ScriptedServer,
+    Step,
     _Handler,
     password_authenticator,
     running_controller,
@@ -220,7 +221,7 @@ def test_bad_certificate_refused_by_default(world: World, ca: trustme.CA, proble
 
 
 def test_tls_required_and_no_starttls_sends_neither_credentials_nor_mail(world: World) -> None:
-    script = [
+    script: list[Step] = [
         b"220 plain.test ESMTP\r\n",
         ("expect", 1),
         b"250-plain.test\r\n250 AUTH PLAIN LOGIN\r\n",
@@ -321,9 +322,13 @@ def test_twenty_mib_with_bounded_memory(world: World) -> None:
 
 # -- scripted servers: what no real server does on request -------------------------------
 
-GREETED = [b"220 scripted.test ESMTP\r\n", ("expect", 1), b"250-scripted.test\r\n250 8BITMIME\r\n"]
+GREETED: list[Step] = [
+    b"220 scripted.test ESMTP\r\n",
+    ("expect", 1),
+    b"250-scripted.test\r\n250 8BITMIME\r\n",
+]
 TIGHT = Timeouts.every(0.4)
-SILENT = [("expect", 1), ("sleep", 3000)]  # reads a command, then says nothing
+SILENT: list[Step] = [("expect", 1), ("sleep", 3000)]  # reads a command, then says nothing
 SEND = ("a@c.test", ["b@x.test"], b"hi\r\n")
 
 
@@ -341,9 +346,9 @@ SEND = ("a@c.test", ["b@x.test"], b"hi\r\n")
     ids=["greeting", "mail", "rcpt", "data"],
 )
 def test_silent_server_times_out_naming_the_stage(
-    world: World, script: list[object], stage: Stage
+    world: World, script: list[Step], stage: Stage
 ) -> None:
-    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+    with ScriptedServer(script) as server:
 
         async def body(world: World) -> None:
             conn = Connection(tls_policy="none")
@@ -363,7 +368,7 @@ def test_silent_server_times_out_naming_the_stage(
 
 
 def test_silence_after_the_final_dot_is_outcome_unknown(world: World) -> None:
-    script = [
+    script: list[Step] = [
         *GREETED,
         ("expect", 1),
         b"250 ok\r\n",
@@ -374,7 +379,7 @@ def test_silence_after_the_final_dot_is_outcome_unknown(world: World) -> None:
         ("expect", 2),
         ("sleep", 3000),
     ]
-    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+    with ScriptedServer(script) as server:
 
         async def body(world: World) -> None:
             conn = Connection(tls_policy="none")
@@ -395,7 +400,7 @@ def test_silence_after_the_final_dot_is_outcome_unknown(world: World) -> None:
 
 
 def test_server_dropping_mid_data_is_a_failure_not_a_success(world: World) -> None:
-    script = [
+    script: list[Step] = [
         *GREETED,
         ("expect", 1),
         b"250 ok\r\n",
@@ -408,7 +413,7 @@ def test_server_dropping_mid_data_is_a_failure_not_a_success(world: World) -> No
     ]
     content = (b"y" * 998 + b"\r\n") * 20_000  # 20 MB: far more than the socket buffers
 
-    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+    with ScriptedServer(script) as server:
 
         async def body(world: World) -> None:
             conn = Connection(tls_policy="none")
@@ -427,8 +432,8 @@ def test_server_dropping_mid_data_is_a_failure_not_a_success(world: World) -> No
 
 
 def test_421_mid_session(world: World) -> None:
-    script = [*GREETED, ("expect", 1), b"421 4.3.2 shutting down\r\n", CLOSE]
-    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+    script: list[Step] = [*GREETED, ("expect", 1), b"421 4.3.2 shutting down\r\n", CLOSE]
+    with ScriptedServer(script) as server:
 
         async def body(world: World) -> None:
             conn = Connection(tls_policy="none")
