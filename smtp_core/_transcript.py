@@ -389,11 +389,11 @@ class TranscriptRecorder:
 
     def event(self, name: str) -> None:
         """Add an ``E:`` record, e.g. ``client-close`` when the driver closes."""
-        self._records.append(Record("E", name))
+        self._record(Record("E", name))
 
     def comment(self, text: str) -> None:
         """Add a ``#`` comment record (``text`` is written after ``"# "``)."""
-        self._records.append(Record("#", f" {text}"))
+        self._record(Record("#", f" {text}"))
 
     def transcript(self) -> Transcript:
         """Return what was recorded so far, as an immutable :class:`Transcript`."""
@@ -402,13 +402,17 @@ class TranscriptRecorder:
             headers.append(("redacted", "auth"))
         return Transcript(tuple(headers), tuple(self._records))
 
+    def _record(self, record: Record) -> None:
+        """Keep one record (a subclass may pass it on instead, as a logger does)."""
+        self._records.append(record)
+
     # -- the server side ---------------------------------------------------------------
 
     def _recv(self, data: bytes) -> None:
         if not data:
-            self._records.append(Record("E", "server-close"))
+            self._record(Record("E", "server-close"))
             return
-        self._records.append(Record("S", data))
+        self._record(Record("S", data))
         reader = self._replies
         if reader is None:
             return
@@ -431,7 +435,7 @@ class TranscriptRecorder:
             self._mode, self._content_tail = "content", b"\r\n"
         if code == 220 and self._starttls_sent:
             self._starttls_sent = False
-            self._records.append(Record("E", "starttls"))
+            self._record(Record("E", "starttls"))
 
     # -- the client side ---------------------------------------------------------------
 
@@ -455,8 +459,8 @@ class TranscriptRecorder:
         chunk = b"".join(out)
         if chunk != data:
             self._any_redacted = True
-            self._records.append(Record("#", _REDACTED_COMMENT))
-        self._records.append(Record("C", chunk))
+            self._record(Record("#", _REDACTED_COMMENT))
+        self._record(Record("C", chunk))
 
     def _take_content(self, data: bytes, pos: int, out: list[bytes]) -> int:
         tail = self._content_tail

@@ -327,17 +327,17 @@ GREETED: list[Step] = [
     ("expect", 1),
     b"250-scripted.test\r\n250 8BITMIME\r\n",
 ]
-TIGHT = Timeouts.every(0.4)
-SILENT: list[Step] = [("expect", 1), ("sleep", 3000)]  # reads a command, then says nothing
+TIGHT = Timeouts.every(0.3)
+SILENT: list[Step] = [("expect", 1), ("sleep", 900)]  # reads a command, then says nothing
 SEND = ("a@c.test", ["b@x.test"], b"hi\r\n")
 
 
 @pytest.mark.parametrize(
     ("script", "stage"),
     [
-        ([("sleep", 3000)], Stage.GREETING),
-        ([*GREETED, ("expect", 1), ("sleep", 3000)], Stage.MAIL),
-        ([*GREETED, ("expect", 1), b"250 ok\r\n", ("expect", 1), ("sleep", 3000)], Stage.RCPT),
+        ([("sleep", 900)], Stage.GREETING),
+        ([*GREETED, ("expect", 1), ("sleep", 900)], Stage.MAIL),
+        ([*GREETED, ("expect", 1), b"250 ok\r\n", ("expect", 1), ("sleep", 900)], Stage.RCPT),
         (
             [*GREETED, ("expect", 1), b"250 ok\r\n", ("expect", 1), b"250 ok\r\n", *SILENT],
             Stage.DATA,
@@ -377,13 +377,13 @@ def test_silence_after_the_final_dot_is_outcome_unknown(world: World) -> None:
         ("expect", 1),
         b"354 go\r\n",
         ("expect", 2),
-        ("sleep", 3000),
+        ("sleep", 900),
     ]
     with ScriptedServer(script) as server:
 
         async def body(world: World) -> None:
             conn = Connection(tls_policy="none")
-            timeouts = dataclasses.replace(Timeouts.every(5.0), data_end=0.4)
+            timeouts = dataclasses.replace(Timeouts.every(5.0), data_end=0.3)
             driver = await world.connect(server.host, server.port, timeouts=timeouts)
             try:
                 await driver.run(procedures.handshake(conn, "client.test"))

@@ -11,20 +11,26 @@ the end of a message, an unknown outcome).
 from __future__ import annotations
 
 import contextlib
-import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from smtp_core import Procedure, Read, Stage, StageTimeout, Timeouts, UpgradeTLS, Write
 
+from ._logging import chain, log, log_tls, transcript_trace
 from ._stream import AsyncByteStream
 
-__all__ = ["AsyncDriver", "DriverClosed", "default_ssl_context", "open_driver"]
+__all__ = [
+    "AsyncDriver",
+    "DriverClosed",
+    "default_ssl_context",
+    "open_driver",
+    "tcp_connector",
+    "unix_connector",
+]
 
 T = TypeVar("T")
-log = logging.getLogger("smtpclient.transport")
 
 
 class DriverClosed(ConnectionError):
@@ -109,13 +115,20 @@ class AsyncDriver:
                             trace("recv", answer)
                     else:
                         context = self.ssl_context or default_ssl_context()
+                        if context.check_hostname and not self.server_hostname:
+                            # wrap_bio, unlike wrap_socket, would skip the name check.
+                            raise ValueError(
+                                "STARTTLS needs server_hostname to check the certificate"
+                            )
                         seconds, overall = self._limit(stage, None)
                         self.stream = await stream.start_tls(context, self.server_hostname, seconds)
-                        _log_tls(self.stream, self.server_hostname)
+                        log_tls(self.stream, self.server_hostname)
                         answer = None
                 except Exception as exc:
                     if isinstance(exc, TimeoutError) and not isinstance(exc, StageTimeout):
                         exc = StageTimeout(stage, seconds or 0.0, overall=overall)
+                    if not isinstance(exc, DriverClosed):
+                        log.info("connection lost: %s", exc)
                     await self.aclose()
                     request = procedure.throw(exc)
                     continue
@@ -181,6 +194,7 @@ async def open_driver(
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     trace: Callable[[str, bytes], None] | None = None,
+    peer: str = "",
 ) -> AsyncDriver:
     """Open a stream with ``opening(seconds)`` and return a driver for it.
 
@@ -204,14 +218,14 @@ async def open_driver(
         if isinstance(exc, StageTimeout):
             raise
         raise StageTimeout(Stage.CONNECT, seconds or 0.0, overall=overall) from exc
-    log.info("connected: %s", getattr(stream, "peer", None) or type(stream).__name__)
+    log.info("connected to %s", peer or type(stream).__name__)
     return AsyncDriver(
         stream,
         ssl_context=ssl_context,
         server_hostname=server_hostname,
         timeouts=timeouts,
         deadline=deadline,
-        trace=trace,
+        trace=chain(trace, transcript_trace(peer)),
     )
 
 
@@ -222,12 +236,88 @@ def default_ssl_context() -> ssl.SSLContext:
     return context
 
 
-def _log_tls(stream: AsyncByteStream, server_hostname: str | None) -> None:
-    ssl_object = getattr(stream, "ssl_object", None)
-    if ssl_object is not None and log.isEnabledFor(logging.INFO):
-        log.info(
-            "TLS established with %s: %s, %s",
-            server_hostname,
-            ssl_object.version(),
-            (ssl_object.cipher() or ("?",))[0],
+class _OpenStream(Protocol):
+    def __call__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = ...,
+        server_hostname: str | None = ...,
+        source_address: tuple[str, int] | None = ...,
+        connect_timeout: float | None = ...,
+    ) -> Awaitable[AsyncByteStream]: ...
+
+
+class _OpenUnixStream(Protocol):
+    def __call__(
+        self, path: str, *, connect_timeout: float | None = ...
+    ) -> Awaitable[AsyncByteStream]: ...
+
+
+def tcp_connector(open_stream: _OpenStream) -> Callable[..., Awaitable[AsyncDriver]]:
+    """A world's ``connect``, made from its ``open_stream`` (trio's, anyio's)."""
+
+    async def connect(
+        host: str,
+        port: int,
+        *,
+        implicit_tls: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        source_address: tuple[str, int] | None = None,
+        timeouts: Timeouts | None = None,
+        trace: Callable[[str, bytes], None] | None = None,
+    ) -> AsyncDriver:
+        """Connect and return an :class:`AsyncDriver` ready to run procedures.
+
+        ``server_hostname`` (default: ``host``) is what the certificate must
+        name, for implicit TLS and STARTTLS alike.  ``ssl_context`` defaults
+        to a verifying context with TLS 1.2 at least.
+
+        Raises:
+            StageTimeout: stage ``CONNECT``: not connected in ``timeouts.connect``.
+            OSError: refused, unreachable, no such host; ``ssl.SSLError`` for TLS.
+        """
+        context = ssl_context or default_ssl_context()
+        name = server_hostname or host
+
+        def opening(seconds: float | None) -> Awaitable[AsyncByteStream]:
+            return open_stream(
+                host,
+                port,
+                ssl_context=context if implicit_tls else None,
+                server_hostname=name,
+                source_address=source_address,
+                connect_timeout=seconds,
+            )
+
+        return await open_driver(
+            opening,
+            timeouts=timeouts,
+            ssl_context=context,
+            server_hostname=name,
+            trace=trace,
+            peer=f"{host}:{port}",
         )
+
+    return connect
+
+
+def unix_connector(open_unix_stream: _OpenUnixStream) -> Callable[..., Awaitable[AsyncDriver]]:
+    """A world's ``connect_unix``, made from its ``open_unix_stream``."""
+
+    async def connect_unix(
+        path: str,
+        *,
+        timeouts: Timeouts | None = None,
+        trace: Callable[[str, bytes], None] | None = None,
+    ) -> AsyncDriver:
+        """Connect to the Unix socket at ``path`` (LMTP) and return an :class:`AsyncDriver`."""
+
+        def opening(seconds: float | None) -> Awaitable[AsyncByteStream]:
+            return open_unix_stream(path, connect_timeout=seconds)
+
+        return await open_driver(opening, timeouts=timeouts, trace=trace, peer=path)
+
+    return connect_unix

@@ -315,8 +315,14 @@ async def connect(
             connect_timeout=seconds,
         )
 
+    peer = f"{host}:{port}" if sock is None else repr(sock.getpeername())
     return await open_driver(
-        opening, timeouts=timeouts, ssl_context=context, server_hostname=name, trace=trace
+        opening,
+        timeouts=timeouts,
+        ssl_context=context,
+        server_hostname=name,
+        trace=trace,
+        peer=peer,
     )
 
 
@@ -331,4 +337,4 @@ async def connect_unix(
     def opening(seconds: float | None) -> Awaitable[AsyncioStream]:
         return open_unix_stream(path, connect_timeout=seconds)
 
-    return await open_driver(opening, timeouts=timeouts, trace=trace)
+    return await open_driver(opening, timeouts=timeouts, trace=trace, peer=path)

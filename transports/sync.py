@@ -28,6 +28,7 @@ from smtp_core import (
     Write,
 )
 
+from ._logging import chain, log, log_tls, transcript_trace
 from ._pump import DriverClosed, default_ssl_context
 
 __all__ = [
@@ -103,13 +104,16 @@ def connect_driver(
             if isinstance(exc, TimeoutError):
                 raise StageTimeout(Stage.TLS, timeouts.tls or 0.0) from exc
             raise
+    log.info("connected to %s:%s", host, port)
+    if implicit_tls:
+        log_tls(sock, name)
     return SyncDriver(
         sock,
         ssl_context=context,
         server_hostname=name,
         timeouts=timeouts,
         deadline=deadline,
-        trace=trace,
+        trace=chain(trace, transcript_trace(f"{host}:{port}")),
     )
 
 
@@ -132,7 +136,10 @@ def connect_unix_driver(
         if isinstance(exc, TimeoutError):
             raise StageTimeout(Stage.CONNECT, seconds or 0.0) from exc
         raise
-    return SyncDriver(sock, timeouts=timeouts, deadline=deadline, trace=trace)
+    log.info("connected to %s", path)
+    return SyncDriver(
+        sock, timeouts=timeouts, deadline=deadline, trace=chain(trace, transcript_trace(path))
+    )
 
 
 def _within(seconds: float | None, deadline: float | None) -> float | None:
@@ -237,10 +244,13 @@ class SyncDriver:
                         if timed:
                             self._set_limit(sock, Stage.TLS, None)
                         self.sock = self._wrap(sock)
+                        log_tls(self.sock, self.server_hostname)
                         answer = None
                 except Exception as exc:
                     if timed and isinstance(exc, TimeoutError):
                         exc = self._timeout(exc, request)
+                    if not isinstance(exc, DriverClosed):
+                        log.info("connection lost: %s", exc)
                     self.close()
                     request = procedure.throw(exc)
                     continue

@@ -1,0 +1,672 @@
+"""transports.anyio: AnyioStream and its connect functions, on asyncio and on trio.
+
+Each peer is a plain blocking socket served by a thread (``Peer``), so what it
+sees is independent of anyio.  The peer helper repeats the one in
+``test_stream_trio.py``: test modules here are not importable from each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import pytest
+import trustme
+from anyio.streams.tls import TLSStream
+
+from transports import anyio as anyio_transport
+from transports._stream import AsyncByteStream
+from transports.anyio import READ_SIZE, AnyioStream, open_stream, open_unix_stream
+
+Script = Callable[[socket.socket, "Peer"], None]
+
+
+class Peer:
+    """A loopback server for one connection; ``script(conn, peer)`` runs in a thread.
+
+    Leaving the ``with`` block sets ``stop`` (releasing a script that waits on
+    it), joins the thread, closes every socket, and re-raises what the script
+    raised.
+    """
+
+    def __init__(self, script: Script, *, host: str = "127.0.0.1", unix_path: Path | None = None):
+        if unix_path is not None:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(str(unix_path))
+            self.listener.listen()
+        else:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.listener = socket.create_server((host, 0), family=family)
+        self.port: int = self.listener.getsockname()[1] if unix_path is None else 0
+        self.script = script
+        self.stop = threading.Event()
+        self.received = bytearray()
+        self.client_address: object = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Peer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop.set()
+        self._thread.join(10)
+        self.listener.close()
+        assert not self._thread.is_alive(), "the peer's script did not end"
+        if self.error is not None and exc is None:
+            raise self.error
+
+    def _serve(self) -> None:
+        # Poll, so that a test whose client never connects can end; a client
+        # already queued is still accepted after ``stop``.
+        self.listener.settimeout(0.05)
+        while True:
+            try:
+                conn, self.client_address = self.listener.accept()
+            except TimeoutError:
+                if self.stop.is_set():
+                    return
+                continue
+            except BaseException as exc:
+                self.error = exc
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self.script(conn, self)
+                except BaseException as exc:
+                    self.error = exc
+            return
+
+
+def recv_exactly(conn: socket.socket, size: int) -> bytes:
+    """Read exactly ``size`` bytes (never more: TLS may follow them)."""
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        assert chunk, "the client closed early"
+        data += chunk
+    return data
+
+
+def read_to_eof(conn: socket.socket, peer: Peer) -> None:
+    """Collect everything until the client closes."""
+    while chunk := conn.recv(65536):
+        peer.received += chunk
+
+
+def wait_for_stop(conn: socket.socket, peer: Peer) -> None:
+    """Say nothing until the test ends."""
+    peer.stop.wait(10)
+
+
+def tls_handshake_fails(context: ssl.SSLContext) -> Script:
+    """A TLS server whose handshake the client is expected to abort."""
+
+    def script(conn: socket.socket, peer: Peer) -> None:
+        with pytest.raises((ssl.SSLError, OSError)):
+            context.wrap_socket(conn, server_side=True)
+
+    return script
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The event loop anyio runs on."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="module")
+def localhost_cert(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert("localhost")
+
+
+# Contexts are built once per module (create_default_context loads the system's
+# CA store, about 0.1 s) and never changed by a test.
+@pytest.fixture(scope="module")
+def server_context(localhost_cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    localhost_cert.configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+async def read_all(stream: AnyioStream) -> bytes:
+    """Every byte up to EOF, checking each read's size."""
+    data = b""
+    while chunk := await stream.receive(5):
+        assert 1 <= len(chunk) <= READ_SIZE
+        data += chunk
+    return data
+
+
+def two_address_resolver(real: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    """A ``socket.getaddrinfo`` that resolves ``multi.test`` to ::1, then 127.0.0.1.
+
+    Everything else goes to ``real``.  trio and anyio pass the name as bytes,
+    asyncio as str; all of them call ``socket.getaddrinfo`` positionally.
+    """
+
+    def getaddrinfo(host: str | bytes | None, port: int, *args: int) -> list[Any]:
+        name = host.decode() if isinstance(host, bytes) else host  # no str == bytes (-bb)
+        if name != "multi.test":
+            return real(host, port, *args)
+        flags = args[3] if len(args) > 3 else 0  # (family, type, proto, flags)
+        if flags & socket.AI_NUMERICHOST:
+            raise socket.gaierror(socket.EAI_NONAME, "not a numeric address")
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+
+    return getaddrinfo
+
+
+@pytest.fixture(scope="module")
+def payload() -> bytes:
+    """20 MiB, random so that a lost or misplaced byte shows."""
+    return os.urandom(20 * 1024 * 1024)
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# --- plain bytes -----------------------------------------------------------------
+
+
+def test_is_an_async_byte_stream(backend: str) -> None:
+    async def main() -> None:
+        with Peer(wait_for_stop) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            assert isinstance(stream, AsyncByteStream)
+            assert stream.ssl_object is None
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_import_anyio_is_the_real_anyio() -> None:
+    # transports/anyio.py must not shadow the package it wraps.
+    assert vars(anyio_transport)["anyio"] is anyio
+    assert anyio.__name__ == "anyio"
+    assert anyio_transport.__name__ == "transports.anyio"
+
+
+def test_receive_returns_what_the_peer_sent_then_eof(backend: str) -> None:
+    sent = bytes(range(256)) * 100  # 25,600 bytes: more than one READ_SIZE
+
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(sent)
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            assert await read_all(stream) == sent
+            assert await stream.receive(5) == b""  # EOF stays EOF
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_receive_times_out_on_a_silent_peer(backend: str) -> None:
+    async def main() -> None:
+        with Peer(wait_for_stop) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            start = time.monotonic()
+            with pytest.raises(TimeoutError, match="timed out receiving"):
+                await stream.receive(0.2)
+            assert 0.15 <= time.monotonic() - start < 1.5
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_a_reset_connection_raises_connection_reset_error(backend: str) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        # Wait for the client's byte (the connection is then surely
+        # established on its side too), then close with linger 0: RST, not FIN.
+        peer.received += recv_exactly(conn, 1)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            await stream.send(b"x", 5)
+            with pytest.raises(ConnectionResetError):
+                await stream.receive(5)
+            await stream.aclose()
+            await stream.aclose()  # idempotent, and quiet for a dead peer
+
+    anyio.run(main, backend=backend)
+
+
+def test_use_after_close_raises_oserror(backend: str) -> None:
+    async def main() -> None:
+        with Peer(wait_for_stop) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            await stream.aclose()
+            with pytest.raises(OSError, match="already closed"):
+                await stream.receive(5)
+            with pytest.raises(OSError, match="already closed"):
+                await stream.send(b"x", 5)
+
+    anyio.run(main, backend=backend)
+
+
+def test_send_20_mib_to_a_slow_reader(backend: str, payload: bytes) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        time.sleep(0.1)  # let the kernel buffers fill, so send() has to wait
+        while chunk := conn.recv(16384):
+            peer.received += chunk
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            await stream.send(payload, 10)
+            await stream.aclose()
+        assert len(peer.received) == len(payload)
+        assert peer.received == payload
+
+    anyio.run(main, backend=backend)
+
+
+def test_send_times_out_when_the_peer_does_not_read(backend: str, payload: bytes) -> None:
+    async def main() -> None:
+        with Peer(wait_for_stop) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            with pytest.raises(TimeoutError, match="timed out sending"):
+                await stream.send(payload, 0.2)
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+# --- TLS --------------------------------------------------------------------------
+
+
+def test_start_tls_then_exchange_bytes(
+    backend: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(b"ready\r\n")
+        assert recv_exactly(conn, 4) == b"go\r\n"
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"echo:" + tls.recv(100))
+            peer.received += tls.recv(100)  # b"": the client closed
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            assert await stream.receive(5) == b"ready\r\n"
+            await stream.send(b"go\r\n", 5)
+            assert await stream.start_tls(client_context, "localhost", 5) is stream
+            assert isinstance(stream.ssl_object, ssl.SSLObject)
+            assert stream.ssl_object.version() in {"TLSv1.2", "TLSv1.3"}
+            assert isinstance(stream.stream, TLSStream)
+            await stream.send(b"ping", 5)
+            assert await stream.receive(5) == b"echo:ping"
+            await stream.aclose()
+        assert peer.received == b""
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize("case", ["untrusted CA", "wrong server_hostname"])
+def test_start_tls_refuses_a_bad_certificate(
+    backend: str, case: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    context, name = (
+        (ssl.create_default_context(), "localhost")
+        if case == "untrusted CA"
+        else (client_context, "example.org")
+    )
+
+    async def main() -> None:
+        with Peer(tls_handshake_fails(server_context)) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await stream.start_tls(context, name, 5)
+            assert stream.ssl_object is None
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_start_tls_handshake_timeout_closes_the_stream(
+    backend: str, client_context: ssl.SSLContext
+) -> None:
+    async def main() -> None:
+        # The peer reads the ClientHello, never answers, and returns once the
+        # client gives up and closes (a script still reading would fail).
+        with Peer(read_to_eof) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            with pytest.raises(TimeoutError, match="TLS handshake"):
+                await stream.start_tls(client_context, "localhost", 0.2)
+        assert peer.received.startswith(b"\x16\x03")  # a TLS handshake record
+
+    anyio.run(main, backend=backend)
+
+
+def test_server_closing_during_handshake_is_an_ssl_error(
+    backend: str, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.recv(65536)  # the whole ClientHello, then FIN
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            with pytest.raises(ssl.SSLError):
+                await stream.start_tls(client_context, "localhost", 5)
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_tls_stream_is_unusable_after_a_send_timeout(
+    backend: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext, payload: bytes
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        with server_context.wrap_socket(conn, server_side=True):
+            peer.stop.wait(10)  # reads nothing after the handshake
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("localhost", peer.port, ssl_context=client_context)
+            with pytest.raises(TimeoutError):
+                await stream.send(payload, 0.2)
+            # Part of a TLS record may be out: nothing more can be said or read.
+            with pytest.raises(ConnectionResetError, match="earlier failed operation"):
+                await stream.receive(5)
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_tls_close_without_close_notify_is_eof(
+    backend: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        tls = server_context.wrap_socket(conn, server_side=True)
+        tls.sendall(b"bye")
+        tls.close()  # no unwrap(): no close_notify, as many servers do
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream(
+                "127.0.0.1", peer.port, ssl_context=client_context, server_hostname="localhost"
+            )
+            assert await read_all(stream) == b"bye"
+            start = time.monotonic()
+            await stream.aclose()
+            await stream.aclose()
+            assert time.monotonic() - start < 0.5
+
+    anyio.run(main, backend=backend)
+
+
+def test_tls_aclose_does_not_wait_for_a_silent_peer(
+    backend: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            # The client closes without reading TLS 1.3 session tickets, so
+            # its kernel may answer with RST: either way this read ends.
+            with contextlib.suppress(OSError):
+                tls.recv(100)
+            peer.stop.wait(10)  # and never answers with a close_notify
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("localhost", peer.port, ssl_context=client_context)
+            start = time.monotonic()
+            await stream.aclose()
+            assert time.monotonic() - start < 0.5
+
+    anyio.run(main, backend=backend)
+
+
+# --- connecting -------------------------------------------------------------------
+
+
+def test_open_stream_implicit_tls(
+    backend: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"hello over TLS")
+            peer.received += tls.recv(100)
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            # server_hostname defaults to the name connected to.
+            stream = await open_stream(
+                "localhost", peer.port, ssl_context=client_context, connect_timeout=5
+            )
+            assert stream.ssl_object is not None
+            assert stream.ssl_object.server_hostname == "localhost"
+            assert await stream.receive(5) == b"hello over TLS"
+            await stream.send(b"thanks", 5)
+            await stream.aclose()
+        assert peer.received == b"thanks"
+
+    anyio.run(main, backend=backend)
+
+
+def test_implicit_tls_to_an_ip_needs_a_server_hostname(
+    backend: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"ok")
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            # An IP literal is not a certificate's name, so there is no
+            # default; ssl's wrap_bio would then skip the host-name check
+            # silently, so it is refused before connecting.
+            with pytest.raises(ValueError, match="server_hostname is required"):
+                await open_stream("127.0.0.1", peer.port, ssl_context=client_context)
+            assert peer.client_address is None
+
+            stream = await open_stream(
+                "127.0.0.1", peer.port, ssl_context=client_context, server_hostname="localhost"
+            )
+            assert await stream.receive(5) == b"ok"
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_start_tls_without_a_name_is_refused_before_any_byte(
+    backend: str, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(b"plain")
+        read_to_eof(conn, peer)
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            with pytest.raises(ValueError, match="server_hostname is required"):
+                await stream.start_tls(client_context, None, 5)
+            # Nothing was sent or closed: the stream goes on in the clear.
+            assert await stream.receive(5) == b"plain"
+            await stream.send(b"still plain", 5)
+            await stream.aclose()
+        assert peer.received == b"still plain"
+
+    anyio.run(main, backend=backend)
+
+
+def test_tls_without_a_name_when_the_caller_turned_checking_off(
+    backend: str, ca: trustme.CA, server_context: ssl.SSLContext
+) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(b"ok")
+
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    context.check_hostname = False  # the caller's explicit choice
+
+    async def main() -> None:
+        with Peer(script) as peer:
+            stream = await open_stream("127.0.0.1", peer.port, ssl_context=context)
+            assert await stream.receive(5) == b"ok"
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_open_stream_implicit_tls_timeout_covers_the_handshake(
+    backend: str, client_context: ssl.SSLContext
+) -> None:
+    async def main() -> None:
+        with Peer(wait_for_stop) as peer:
+            start = time.monotonic()
+            with pytest.raises(TimeoutError, match="connecting"):
+                await open_stream(
+                    "localhost", peer.port, ssl_context=client_context, connect_timeout=0.2
+                )
+            assert time.monotonic() - start < 1.5
+
+    anyio.run(main, backend=backend)
+
+
+def test_open_stream_to_a_closed_port_raises_oserror(backend: str) -> None:
+    async def main() -> None:
+        with pytest.raises(OSError):  # noqa: PT011 - any OSError is the contract
+            await open_stream("127.0.0.1", closed_port(), connect_timeout=5)
+
+    anyio.run(main, backend=backend)
+
+
+def test_open_stream_over_ipv6(backend: str) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(b"v6")
+
+    async def main() -> None:
+        with Peer(script, host="::1") as peer:
+            stream = await open_stream("::1", peer.port)
+            assert await stream.receive(5) == b"v6"
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_open_stream_localhost_to_an_ipv4_only_server(backend: str) -> None:
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(b"v4")
+
+    async def main() -> None:
+        with Peer(script, host="127.0.0.1") as peer:
+            stream = await open_stream("localhost", peer.port)
+            assert await stream.receive(5) == b"v4"
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_open_stream_tries_the_next_address(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name resolves to ::1 first (nobody there), then to 127.0.0.1."""
+    monkeypatch.setattr(socket, "getaddrinfo", two_address_resolver(socket.getaddrinfo))
+
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(b"second address")
+
+    async def main() -> None:
+        with Peer(script, host="127.0.0.1") as peer:
+            stream = await open_stream("multi.test", peer.port, happy_eyeballs_delay=None)
+            assert await stream.receive(5) == b"second address"
+            await stream.aclose()
+
+    anyio.run(main, backend=backend)
+
+
+def test_open_stream_from_a_source_address(backend: str) -> None:
+    with socket.socket() as probe:  # a free port on 127.0.0.2, released for the client
+        probe.bind(("127.0.0.2", 0))
+        source_port: int = probe.getsockname()[1]
+
+    async def main() -> None:
+        with Peer(read_to_eof) as peer:
+            stream = await open_stream("127.0.0.1", peer.port, source_address="127.0.0.2")
+            await stream.aclose()
+        assert isinstance(peer.client_address, tuple)
+        assert peer.client_address[0] == "127.0.0.2"
+
+        with Peer(read_to_eof) as peer:
+            stream = await open_stream(
+                "127.0.0.1", peer.port, source_address=("127.0.0.2", source_port)
+            )
+            await stream.aclose()
+        assert peer.client_address == ("127.0.0.2", source_port)
+
+        # anyio would drop a port given without an address; refused instead.
+        with pytest.raises(ValueError, match="source port"):
+            await open_stream("127.0.0.1", 25, source_address=("", 2525))
+
+    anyio.run(main, backend=backend)
+
+
+def test_open_unix_stream(backend: str, tmp_path: Path) -> None:
+    path = tmp_path / "lmtp.sock"
+
+    def script(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(b"over unix")
+        read_to_eof(conn, peer)
+
+    async def main() -> None:
+        with Peer(script, unix_path=path) as peer:
+            stream = await open_unix_stream(str(path), connect_timeout=5)
+            assert await stream.receive(5) == b"over unix"
+            await stream.send(b"hi", 5)
+            await stream.aclose()
+        assert peer.received == b"hi"
+
+        with pytest.raises(FileNotFoundError):
+            await open_unix_stream(str(tmp_path / "missing.sock"))
+
+    anyio.run(main, backend=backend)
+
+
+def test_aclose_inside_a_cancelled_scope_still_closes(backend: str) -> None:
+    async def main() -> None:
+        with Peer(read_to_eof) as peer:
+            stream = await open_stream("127.0.0.1", peer.port)
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await stream.aclose()
+            with pytest.raises(OSError, match="already closed"):
+                await stream.receive(5)
+
+    anyio.run(main, backend=backend)
