@@ -112,11 +112,14 @@ class _ServerChecks:
                 f"non-ASCII MAIL needs the SMTPUTF8 parameter (RFC 6531): {command.sender!r}"
             )
 
-    def _check_auth(self, command: Auth) -> None:
+    def _check_tls_for_auth(self) -> None:
         if not self._tls_active and (self.tls_policy == "required" or not self.auth_in_clear):
             raise LocalProtocolError(
                 "AUTH refused: TLS is off (start TLS, or opt in with auth_in_clear=True)"
             )
+
+    def _check_auth(self, command: Auth) -> None:
+        self._check_tls_for_auth()
         if self._authenticated:
             raise LocalProtocolError("AUTH refused: already authenticated (RFC 4954 §4)")
         if command.mechanism.upper() not in self._extensions.auth:

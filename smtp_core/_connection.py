@@ -497,6 +497,10 @@ class Connection(_ServerChecks):
             inp = Input.AUTH_RESPONSE
         else:
             inp = _INPUT_OF_VERB.get(command.verb, _OTHER)
+            if inp is Input.AUTH:
+                # Credentials in the clear are a policy, not syntax: a
+                # permissive connection keeps it (the smtplib face opts in).
+                self._check_tls_for_auth()
         expected = _EXPECTED.get(inp, _POSITIVE)
         target = _SEND_TRANSITIONS.get((projected, inp, expected))
         if target is None:

@@ -29,6 +29,7 @@ from smtp_core import (
     Reply,
     State,
 )
+from transports._logging import transcript_trace
 from transports.sync import SyncDriver, exchange, set_reply_timeout
 
 from ._errors import SMTPServerDisconnected
@@ -87,16 +88,23 @@ class SessionBase:
         else:
             print(*args, file=sys.stderr)
 
+    #: The transcript logger of the session (``smtpclient.transcript`` at
+    #: DEBUG, AUTH redacted), made at connection time when that logger is on.
+    _log_trace: Callable[[str, bytes], None] | None = None
+
     def _trace(self, direction: str, data: bytes) -> None:
         if self.debuglevel > 0 and direction == "send":
             self._print_debug("send:", repr(data))
         if self.trace is not None:
             self.trace(direction, data)
+        if self._log_trace is not None:
+            self._log_trace(direction, data)
 
     def _tracer(self) -> Callable[[str, bytes], None] | None:
         # The trace hook only when it has something to do: a session with
-        # neither debug output nor a trace makes no trace calls.
-        return self._trace if self.debuglevel > 0 or self.trace is not None else None
+        # neither debug output, a trace nor a transcript log makes no trace calls.
+        wanted = self.debuglevel > 0 or self.trace is not None or self._log_trace is not None
+        return self._trace if wanted else None
 
     # -- the engine --------------------------------------------------------------------
 
@@ -116,6 +124,7 @@ class SessionBase:
         )
         self._conn_sock = sock
         self._host = host
+        self._log_trace = transcript_trace(host)
         timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
         if timeout is not None:
             set_reply_timeout(sock, timeout)

@@ -42,7 +42,9 @@ def feed(conn: Connection, data: bytes) -> list[Reply]:
 
 
 def greeted(*, ehlo: bytes | None = b"250-srv.test\r\n250 SIZE 100\r\n") -> Connection:
-    conn = Connection(permissive=True, lowercase_commands=True, max_line_length=None)
+    conn = Connection(
+        permissive=True, lowercase_commands=True, max_line_length=None, auth_in_clear=True
+    )
     feed(conn, GREETING)
     if ehlo is not None:
         conn.send(CommandLine("ehlo client.test"))
@@ -257,3 +259,16 @@ def test_no_rset_of_ours_after_a_refused_mail() -> None:
     assert result.mail_reply.code == 334
     assert not result.delivered
     assert b"RSET" not in replay.written.upper()  # the caller decides (smtplib resets)
+
+
+def test_permissive_auth_line_keeps_the_tls_policy() -> None:
+    conn = Connection(permissive=True, tls_policy="none")
+    conn.receive_data(b"220 x\r\n")
+    conn.next_event()
+    conn.send(CommandLine("EHLO a"))
+    conn.receive_data(b"250-x\r\n250 AUTH PLAIN\r\n")
+    conn.next_event()
+    with pytest.raises(LocalProtocolError, match="TLS is off"):
+        conn.send(CommandLine("AUTH PLAIN AGFAYg=="))
+    conn.auth_in_clear = True
+    assert conn.send(CommandLine("AUTH PLAIN AGFAYg==")) == b"AUTH PLAIN AGFAYg==\r\n"

@@ -8,7 +8,9 @@ mid-DATA, 421 in the middle, silence after the final dot).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import logging
 import ssl
 import tracemalloc
 import uuid
@@ -451,3 +453,48 @@ def test_421_mid_session(world: World) -> None:
                 await driver.aclose()
 
         world.run(body)
+
+
+def test_logging_redacts_auth_and_reports_tls(
+    world: World, ca: trustme.CA, caplog: pytest.LogCaptureFixture
+) -> None:
+    keeper = ContentKeeper()
+    with running_controller(
+        keeper,
+        tls_context=server_tls_context(ca),
+        authenticator=password_authenticator,
+        server_hostname="tls.test",
+    ) as controller:
+
+        async def body(world: World) -> None:
+            conn = Connection(tls_policy="required")
+            driver = await world.connect(
+                "127.0.0.1",
+                controller.port,
+                ssl_context=trusting(ca),
+                server_hostname="localhost",
+                timeouts=SHORT,
+            )
+            try:
+                await driver.run(procedures.handshake(conn, "client.test"))
+                await driver.run(procedures.authenticate(conn, AUTH_USER, AUTH_PASSWORD))
+                await driver.run(procedures.quit(conn))
+            finally:
+                await driver.aclose()
+
+        caplog.set_level(logging.DEBUG, logger="smtpclient")
+        world.run(body)
+    transcript = [r.getMessage() for r in caplog.records if r.name == "smtpclient.transcript"]
+    facts = [r.getMessage() for r in caplog.records if r.name == "smtpclient.transport"]
+    text = "\n".join(transcript)
+    assert f"127.0.0.1:{controller.port} C: b'EHLO client.test\\r\\n'" in text
+    assert "<redacted AUTH payload" in text
+    secrets = [AUTH_PASSWORD.encode(), *_base64_forms(AUTH_USER, AUTH_PASSWORD)]
+    assert not any(secret.decode(errors="replace") in text for secret in secrets)
+    assert any(f.startswith("connected to 127.0.0.1:") for f in facts)
+    assert any(f.startswith("TLS with localhost: TLSv1.") for f in facts)
+
+
+def _base64_forms(user: str, password: str) -> list[bytes]:
+    plain = b"\0" + user.encode() + b"\0" + password.encode()
+    return [base64.b64encode(plain), base64.b64encode(password.encode())]

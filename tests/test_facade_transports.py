@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +16,13 @@ from aiosmtpd.lmtp import LMTP as AioLMTP
 
 import smtpclient
 from tests._postfix import free_port
+from tests.servers import (
+    AUTH_PASSWORD,
+    AUTH_USER,
+    ContentKeeper,
+    password_authenticator,
+    running_controller,
+)
 
 
 class _Keep:
@@ -104,3 +113,19 @@ def test_host_with_port_suffix_and_bad_port() -> None:
             smtpclient.SMTP("127.0.0.1:smtp", timeout=10)
     finally:
         controller.stop()
+
+
+def test_facade_logs_the_transcript_with_auth_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="smtpclient")
+    with running_controller(
+        ContentKeeper(), authenticator=password_authenticator, auth_require_tls=False
+    ) as controller:
+        with smtpclient.SMTP("127.0.0.1", controller.port, timeout=10) as smtp:
+            assert smtp.login(AUTH_USER, AUTH_PASSWORD)[0] == 235
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "smtpclient.transcript")
+    assert "C: b'ehlo " in text
+    assert "<redacted AUTH payload" in text
+    assert "auth PLAIN" in text or "AUTH PLAIN" in text
+    assert base64.b64encode(AUTH_PASSWORD.encode()).decode() not in text
+    plain = b"\0" + AUTH_USER.encode() + b"\0" + AUTH_PASSWORD.encode()
+    assert base64.b64encode(plain).decode() not in text

@@ -125,7 +125,8 @@ def test_wait_for_messages_times_out_with_log(postfix_server: PostfixServer) -> 
         postfix_server.wait_for_messages(1, timeout=0.3, recipient=_unique("nobody"))
     text = str(info.value)
     assert "postfix log" in text
-    assert "daemon started" in text  # the log really is there
+    # The log really is there: its tail, whatever earlier tests made it hold.
+    assert " postfix/" in text
 
 
 def test_clear_messages(postfix_server: PostfixServer) -> None:
