@@ -89,6 +89,7 @@ __all__ = [
     "quit",
     "read_event",
     "read_reply",
+    "send_content",
     "send_mail",
     "starttls",
     "transaction",
@@ -582,8 +583,7 @@ def transaction(
             except ServerDisconnected:
                 verdicts = []  # the marker ended no message of ours: the close is its answer
         else:
-            yield from _write_content(conn, content)
-            yield from _verdicts_or_unknown(conn, _read_verdicts(conn, verdicts), verdicts)
+            verdicts = yield from send_content(conn, content)
     elif chunking and conn.accepted_recipients and conn.state is State.RCPT:
         verdicts = yield from _send_chunks(conn, content, pipelining=pipelining)
     if replies[0].is_positive and conn.state in (
@@ -597,6 +597,27 @@ def transaction(
         # into RCPT, and its caller decides, as smtplib's sendmail does.)
         yield from command(conn, Rset())
     return _result(conn, rcpts, replies, data_reply, verdicts)
+
+
+def send_content(conn: Connection, content: bytes | Iterable[bytes]) -> Procedure[list[Reply]]:
+    """After DATA drew 354: send the message and the end-of-data marker, read the verdicts.
+
+    For faces that send DATA themselves.  The content is encoded as
+    :func:`send_mail` encodes it (line endings made CRLF, dots stuffed,
+    streamed in chunks).
+
+    Returns:
+        The reply to the end of data; in LMTP one per accepted recipient, in
+        their order, unless a 421 ended them early (it stands for the rest).
+
+    Raises:
+        OutcomeUnknown: the marker was sent and the connection failed or
+            timed out before every verdict came.
+    """
+    verdicts: list[Reply] = []
+    yield from _write_content(conn, content)
+    yield from _verdicts_or_unknown(conn, _read_verdicts(conn, verdicts), verdicts)
+    return verdicts
 
 
 def _pipeline(conn: Connection, data: bytes, count: int) -> Procedure[list[Reply]]:
