@@ -19,6 +19,14 @@
 #   4. Creates the unprivileged mail_owner account "smtpclient-pf" (system
 #      user, own group, no home, no login shell) and the setgid_group
 #      "smtpclient-pd", if missing.
+#   5. apt-get install --no-install-recommends dovecot-core (the SASL
+#      authentication server of the TLS+AUTH postfix fixture).  Its
+#      maintainer scripts must not start the system dovecot: while it is
+#      installed, a policy-rc.d that refuses every service start is put in
+#      place unless one is already there, and on a systemd machine the
+#      dovecot units are disabled and stopped afterwards.  The fixture runs
+#      its own dovecot (`dovecot -c <private conf>`); /etc/dovecot is left
+#      as the package made it and is never read.
 #
 # Prints one summary line at the end.  Exits non-zero on any failure.
 set -euo pipefail
@@ -40,7 +48,11 @@ esac
 [ "$ROOT" != "/" ] || die "SMTPCLIENT_POSTFIX_ROOT must not be /"
 
 WORK="$(mktemp -d /tmp/smtpclient-postfix-install.XXXXXX)"
-cleanup() { rm -rf "$WORK"; }
+own_policy=""  # a policy-rc.d this script put in place (step 4), removed on exit
+cleanup() {
+    rm -rf "$WORK"
+    if [ -n "$own_policy" ]; then rm -f "$own_policy"; fi
+}
 trap cleanup EXIT
 
 pkgs_before="$WORK/pkgs-before"
@@ -137,9 +149,33 @@ owner_gid="$(id -g "$MAIL_OWNER")"
 sgid_gid="$(getent group "$SETGID_GROUP" | cut -d: -f3)"
 [ "$owner_gid" != "$sgid_gid" ] || die "$MAIL_OWNER's primary group must differ from $SETGID_GROUP"
 
+# --- 4. dovecot-core ----------------------------------------------------------
+if dpkg-query -W -f '${db:Status-Abbrev}' dovecot-core 2>/dev/null | grep -q '^ii'; then
+    dovecot_state="dovecot-core already installed"
+else
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# smtpclient install_postfix.sh: no service starts during install\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        own_policy="$policy"
+    fi
+    log "apt-get install dovecot-core"
+    status=0
+    apt-get install -y -qq --no-install-recommends dovecot-core >/dev/null || status=$?
+    if [ -n "$own_policy" ]; then rm -f "$own_policy"; own_policy=""; fi
+    [ "$status" -eq 0 ] || die "apt-get install dovecot-core failed"
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    fi
+    dovecot_state="dovecot-core installed now (system service not started)"
+fi
+[ -x /usr/sbin/dovecot ] || die "/usr/sbin/dovecot is missing after installing dovecot-core"
+dovecot_version="$(/usr/sbin/dovecot --version 2>/dev/null)" || die "/usr/sbin/dovecot does not run"
+
 # --- summary -----------------------------------------------------------------
 pkgs_after="$WORK/pkgs-after"
 dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" {print $2}' | sort -u >"$pkgs_after"
 new_pkgs="$(comm -13 "$pkgs_before" "$pkgs_after" | tr '\n' ' ' | sed 's/ $//')"
-printf 'install_postfix: postfix %s %s in %s (binaries need LD_LIBRARY_PATH=%s); apt packages newly installed: %s;%s\n' \
-    "$candidate" "$unpacked" "$ROOT" "$ROOT/usr/lib/postfix" "${new_pkgs:-none}" "$accounts"
+printf 'install_postfix: postfix %s %s in %s (binaries need LD_LIBRARY_PATH=%s); %s (%s); apt packages newly installed: %s;%s\n' \
+    "$candidate" "$unpacked" "$ROOT" "$ROOT/usr/lib/postfix" "$dovecot_state" "$dovecot_version" \
+    "${new_pkgs:-none}" "$accounts"

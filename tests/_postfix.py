@@ -11,7 +11,9 @@ Postfix's ``master`` must run as root (CI runs as root).
 
 Register with ``pytest_plugins = ["tests._postfix"]`` (with the repository
 root on ``sys.path``, e.g. ``pythonpath = ["."]``); that provides the
-session-scoped :func:`postfix_server` fixture.
+session-scoped :func:`postfix_server` fixture.  ``tests/_postfix_tls.py``
+builds on this module: a second, independent instance with STARTTLS,
+implicit TLS and SMTP AUTH (Dovecot SASL), ``postfix_tls_auth_server``.
 
 Delivery
     Every recipient ``<anything>@postfix.test`` (:data:`TEST_DOMAIN`) is
@@ -46,13 +48,14 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import final
+from typing import TypeVar, final
 
 import pytest
 
@@ -73,7 +76,10 @@ __all__ = [
     "postfix_env",
     "postfix_root",
     "postfix_server",
+    "serve_for_session",
     "smtp_sink_path",
+    "start_daemon",
+    "stop_process_tree",
     "strip_trace_headers",
 ]
 
@@ -213,10 +219,19 @@ def free_port(host: str = LOOPBACK) -> int:
         return port
 
 
-def _read_greeting(host: str, port: int, timeout: float) -> bytes | None:
-    """Connect, read the first reply line, send QUIT; None if no 220."""
+def _read_greeting(
+    host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
+) -> bytes | None:
+    """Connect, read the first reply line, send QUIT; None if no 220.
+
+    With *tls*, the connection is wrapped first (implicit TLS, checking the
+    certificate for ``localhost``).
+    """
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            if tls is not None:
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname="localhost"))
             with sock.makefile("rb") as reader:
                 line = reader.readline(1024)
             if line.startswith(b"220"):
@@ -275,17 +290,97 @@ def _kill_all(pids: Sequence[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM *proc*'s process group (it is a session leader), then SIGKILL."""
+def _terminate(proc: subprocess.Popen[bytes], timeout: float, *, group: bool = True) -> None:
+    """SIGTERM *proc*'s process group (it is a session leader), or with
+    ``group=False`` *proc* alone (to let it stop its own children), then
+    SIGKILL the group."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            if group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.terminate()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout)
+
+
+def start_daemon(
+    argv: Sequence[str],
+    what: str,
+    *,
+    env: Mapping[str, str],
+    output: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    diagnostics: Callable[[], str],
+    env_marker: bytes | None = None,
+    group: bool = True,
+) -> subprocess.Popen[bytes]:
+    """Start *argv* and wait until ``ready()`` is true.
+
+    The daemon runs in a new session, so that it and what it starts form
+    one process group (see :func:`stop_process_tree`, whose *env_marker* and
+    *group* this takes), in *output*'s directory, with stdout and stderr
+    into *output*.  If it exits
+    first, or is not ready after *timeout* seconds, it is stopped and
+    :class:`PostfixError` is raised, naming *what*, with ``diagnostics()``.
+    """
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            cwd=str(output.parent),
+        )
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            problem = f"{what} exited with status {proc.returncode} while starting"
+        elif time.monotonic() >= deadline:
+            problem = f"{what} was not ready within {timeout:g}s"
+        else:
+            time.sleep(0.05)
+            continue
+        # Read the diagnostics first: stopping may add noise to the logs.
+        error = PostfixError(problem + "\n" + diagnostics())
+        stop_process_tree(proc, what, env_marker=env_marker, group=group)
+        raise error
+    return proc
+
+
+def stop_process_tree(
+    proc: subprocess.Popen[bytes],
+    what: str,
+    *,
+    env_marker: bytes | None = None,
+    timeout: float = 10.0,
+    diagnostics: Callable[[], str] = str,
+    group: bool = True,
+) -> None:
+    """Stop *proc* (a session leader started with ``start_new_session``) and
+    every process it left: its process group and, with *env_marker*, any
+    process carrying that ``NAME=value`` in its environment.  SIGTERM first
+    (to the whole group, or with ``group=False`` to *proc* alone, which then
+    stops its children itself), SIGKILL for what remains; raises
+    :class:`PostfixError` naming *what* (with ``diagnostics()`` appended) if
+    anything is still alive after *timeout*.
+    """
+    _terminate(proc, timeout=timeout, group=group)
+    deadline = time.monotonic() + timeout
+    sig = signal.SIGTERM
+    while left := _live_processes(pgid=proc.pid, env_marker=env_marker):
+        if time.monotonic() >= deadline:
+            raise PostfixError(f"{what} processes still alive after stop: {left}\n" + diagnostics())
+        _kill_all(left, sig)
+        sig = signal.SIGKILL
+        time.sleep(0.1)
 
 
 # --------------------------------------------------------------------------
@@ -368,7 +463,9 @@ def _is_traversable(path: Path, uid: int, gids: set[int]) -> bool:
     return bool(st.st_mode & 0o001)
 
 
-@final
+ServerT = TypeVar("ServerT", bound="PostfixServer")
+
+
 class PostfixServer:
     """A private postfix instance listening on ``127.0.0.1:<port>``.
 
@@ -380,6 +477,12 @@ class PostfixServer:
     ``tmp_path`` is not: use e.g. ``tempfile.mkdtemp()``.
 
     *main_cf* entries override or extend the generated ``main.cf``.
+
+    A subclass adds features (TLS, AUTH: ``tests/_postfix_tls.py``) through
+    the hooks ``_pick_ports``, ``_feature_main_cf``, ``_extra_services``,
+    ``_start_helpers``, ``_stop_helpers``, ``_is_ready`` and
+    ``_diagnostics``; the lifecycle (port retries, start, wait, stop) stays
+    here.
     """
 
     def __init__(
@@ -422,8 +525,10 @@ class PostfixServer:
     def process_ids(self) -> list[int]:
         """Pids of this instance's live processes (master and its children,
         recognised by ``MAIL_CONFIG=<config_dir>`` in their environment)."""
-        marker = b"MAIL_CONFIG=" + os.fsencode(str(self.config_dir))
-        return _live_processes(pgid=None, env_marker=marker)
+        return _live_processes(pgid=None, env_marker=self._env_marker())
+
+    def _env_marker(self) -> bytes:
+        return b"MAIL_CONFIG=" + os.fsencode(str(self.config_dir))
 
     def address_for(self, local_part: str) -> str:
         """``local_part@postfix.test``."""
@@ -442,9 +547,7 @@ class PostfixServer:
         attempts = 1 if self._requested_port is not None else 3
         last: PostfixError | None = None
         for _ in range(attempts):
-            self.port = (
-                self._requested_port if self._requested_port is not None else free_port(self.host)
-            )
+            self._pick_ports()
             try:
                 self._start_once()
                 return
@@ -460,7 +563,7 @@ class PostfixServer:
         """Stop postfix; make sure none of its processes is left."""
         self._stop_processes()
 
-    def __enter__(self) -> PostfixServer:
+    def __enter__(self: ServerT) -> ServerT:
         self.start()
         return self
 
@@ -547,6 +650,34 @@ class PostfixServer:
                     + self._diagnostics()
                 )
             time.sleep(0.05)
+
+    # -- hooks for subclasses -------------------------------------------------
+
+    def _pick_ports(self) -> None:
+        """Choose the listening port(s), afresh for each start attempt."""
+        self.port = (
+            self._requested_port if self._requested_port is not None else free_port(self.host)
+        )
+
+    def _feature_main_cf(self) -> dict[str, str]:
+        """``main.cf`` entries of a subclass's features (before *main_cf*)."""
+        return {}
+
+    def _extra_services(self) -> list[str]:
+        """More ``master.cf`` rows (listeners, helper services)."""
+        return []
+
+    def _start_helpers(self) -> None:
+        """Start what postfix needs beside it; runs after the directories and
+        configuration are written, before ``master`` starts."""
+
+    def _stop_helpers(self) -> None:
+        """Stop what :meth:`_start_helpers` started (after ``master``); must
+        be safe to call when nothing, or only part of it, was started."""
+
+    def _is_ready(self) -> bool:
+        """Whether the server answers (polled while starting)."""
+        return _read_greeting(self.host, self.port, timeout=5.0) is not None
 
     # -- internals ------------------------------------------------------------
 
@@ -647,6 +778,7 @@ class PostfixServer:
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
         }
+        cf.update(self._feature_main_cf())
         cf.update(self.extra_main_cf)
         return cf
 
@@ -672,6 +804,7 @@ class PostfixServer:
             "anvil     unix  - - n -    1 anvil",
             "scache    unix  - - n -    1 scache",
             "postlog   unix-dgram n - n - 1 postlogd",
+            *self._extra_services(),
         ]
         return "\n".join(rows) + "\n"
 
@@ -736,52 +869,27 @@ class PostfixServer:
                 f"postconf rejected {self.config_dir}/main.cf:\n"
                 + check.stderr.decode("utf-8", "replace")
             )
-        with open(self._master_stderr, "wb") as stderr:
-            self._proc = subprocess.Popen(
-                [str(_daemon_dir(root) / "master"), "-c", str(self.config_dir), "-d"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                start_new_session=True,  # master leads its own process group
-                cwd=str(self.workdir),
-            )
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                raise PostfixError(
-                    f"postfix master exited with status {self._proc.returncode} "
-                    f"while starting on {self.host}:{self.port}\n" + self._diagnostics()
-                )
-            if _read_greeting(self.host, self.port, timeout=5.0) is not None:
-                return
-            if time.monotonic() >= deadline:
-                raise PostfixError(
-                    f"postfix did not answer with a 220 greeting on "
-                    f"{self.host}:{self.port} within {self.start_timeout:g}s\n"
-                    + self._diagnostics()
-                )
-            time.sleep(0.05)
+        self._start_helpers()
+        self._proc = start_daemon(
+            [str(_daemon_dir(root) / "master"), "-c", str(self.config_dir), "-d"],
+            f"postfix master on {self.host}:{self.port}",
+            env=env,
+            output=self._master_stderr,
+            ready=self._is_ready,
+            timeout=self.start_timeout,
+            diagnostics=self._diagnostics,
+            env_marker=self._env_marker(),
+        )
 
     def _stop_processes(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        _terminate(proc, timeout=10.0)
-        marker = b"MAIL_CONFIG=" + os.fsencode(str(self.config_dir))
-        deadline = time.monotonic() + 10.0
-        sig = signal.SIGTERM
-        while True:
-            left = _live_processes(pgid=proc.pid, env_marker=marker)
-            if not left:
-                return
-            if time.monotonic() >= deadline:
-                raise PostfixError(
-                    f"postfix processes still alive after stop: {left}\n" + self._diagnostics()
+        try:
+            if proc is not None:
+                stop_process_tree(
+                    proc, "postfix", env_marker=self._env_marker(), diagnostics=self._diagnostics
                 )
-            _kill_all(left, sig)
-            sig = signal.SIGKILL
-            time.sleep(0.1)
+        finally:
+            self._stop_helpers()
 
 
 # --------------------------------------------------------------------------
@@ -884,13 +992,7 @@ class SmtpSink:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        _terminate(proc, timeout=5.0)
-        deadline = time.monotonic() + 5.0
-        while left := _live_processes(pgid=proc.pid, env_marker=None):
-            if time.monotonic() >= deadline:
-                raise PostfixError(f"smtp-sink processes still alive after stop: {left}")
-            _kill_all(left, signal.SIGKILL)
-            time.sleep(0.05)
+        stop_process_tree(proc, "smtp-sink", timeout=5.0)
 
     def __enter__(self) -> SmtpSink:
         self.start()
@@ -910,21 +1012,26 @@ class SmtpSink:
 # --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postfix_server() -> Iterator[PostfixServer]:
-    """A started :class:`PostfixServer` shared by the whole session.
+def serve_for_session(
+    factory: Callable[[Path], ServerT],
+    *,
+    prefix: str = "smtpclient-postfix-",
+    check: Callable[[], object] = check_installation,
+) -> Iterator[ServerT]:
+    """The body of a session fixture: check, start, yield, stop, clean up.
 
-    FAILS (does not skip) when the unpacked postfix is missing.  Tests share
-    the maildir: call ``postfix_server.clear_messages()`` first or wait with
-    ``recipient=`` a unique address.  Set ``SMTPCLIENT_POSTFIX_KEEP=1`` to
-    keep the work directory (config, log, maildir) for inspection.
+    ``check()`` runs first (it raises :class:`PostfixNotInstalledError` when
+    something is missing); the server is made by ``factory(workdir)`` in a
+    fresh ``mkdtemp(prefix=prefix)`` directory.  Missing software or a
+    failed start FAILS the requesting tests (no skip).  The work directory
+    is removed afterwards unless ``SMTPCLIENT_POSTFIX_KEEP`` is set.
     """
     try:
-        check_installation()
+        check()
     except PostfixNotInstalledError as exc:
         pytest.fail(str(exc), pytrace=False)
-    workdir = Path(tempfile.mkdtemp(prefix="smtpclient-postfix-"))
-    server = PostfixServer(workdir)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    server = factory(workdir)
     try:
         try:
             server.start()
@@ -935,3 +1042,15 @@ def postfix_server() -> Iterator[PostfixServer]:
         server.stop()
         if not os.environ.get(KEEP_ENV_VAR):
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postfix_server() -> Iterator[PostfixServer]:
+    """A started :class:`PostfixServer` shared by the whole session.
+
+    FAILS (does not skip) when the unpacked postfix is missing.  Tests share
+    the maildir: call ``postfix_server.clear_messages()`` first or wait with
+    ``recipient=`` a unique address.  Set ``SMTPCLIENT_POSTFIX_KEEP=1`` to
+    keep the work directory (config, log, maildir) for inspection.
+    """
+    yield from serve_for_session(PostfixServer)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     # must be first imported as a plugin so pytest can rewrite its asserts.
     from tests.servers import AiosmtpdServer
 
-pytest_plugins = ["tests._postfix"]
+pytest_plugins = ["tests._postfix", "tests._postfix_tls"]
 
 # "ci" is bounded so the whole CI run stays well under its 15 minutes; "dev"
 # (the default locally) and "deep" search harder.
