@@ -34,6 +34,7 @@ from smtp_core import (
     procedures,
 )
 from tests._postfix import TEST_DOMAIN, PostfixServer, SmtpSink, strip_trace_headers
+from tests._postfix_tls import PostfixTlsAuthServer
 from tests.drivers import WORLDS, World
 from tests.servers import (
     AUTH_PASSWORD,
@@ -498,3 +499,37 @@ def test_logging_redacts_auth_and_reports_tls(
 def _base64_forms(user: str, password: str) -> list[bytes]:
     plain = b"\0" + user.encode() + b"\0" + password.encode()
     return [base64.b64encode(plain), base64.b64encode(password.encode())]
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+def test_auth_against_postfix_with_dovecot(
+    world: World, postfix_tls_auth_server: PostfixTlsAuthServer, tls: str
+) -> None:
+    server = postfix_tls_auth_server
+    rcpt = _rcpt("auth")
+
+    async def body(world: World) -> None:
+        implicit = tls == "implicit"
+        conn = Connection(tls_policy="required", tls_active=implicit)
+        driver = await world.connect(
+            server.host,
+            server.smtps_port if implicit else server.port,
+            implicit_tls=implicit,
+            ssl_context=server.client_context(),
+            server_hostname="localhost",
+            timeouts=SHORT,
+        )
+        try:
+            await driver.run(procedures.handshake(conn, "client.test"))
+            assert conn.tls_active
+            reply = await driver.run(procedures.authenticate(conn, AUTH_USER, AUTH_PASSWORD))
+            assert reply.code == 235
+            result = await driver.run(procedures.send_mail(conn, "a@client.test", [rcpt], MESSAGE))
+            assert result.delivered
+            await driver.run(procedures.quit(conn))
+        finally:
+            await driver.aclose()
+
+    world.run(body)
+    [raw] = server.wait_for_messages(1, recipient=rcpt)
+    assert strip_trace_headers(raw) == MESSAGE
