@@ -1,0 +1,306 @@
+"""The asyncio face beyond aiosmtplib's examples: every world, concurrency, the troubles
+aiosmtplib's users report, and what the face adds (PIPELINING, LMTP, timeouts, safety)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+import trio
+import trustme
+from aiosmtpd.controller import Controller
+
+import smtpclient.aio as aiosmtplib
+from smtp_core import Timeouts
+from tests._postfix import TEST_DOMAIN, PostfixServer, free_port
+from tests.servers import (
+    AUTH_PASSWORD,
+    AUTH_USER,
+    CLOSE,
+    AiosmtpdServer,
+    ContentKeeper,
+    ScriptedServer,
+    password_authenticator,
+    running_controller,
+    server_tls_context,
+)
+
+Main = Callable[[], Awaitable[None]]
+
+
+def _on_asyncio(main: Main) -> None:
+    async def run() -> None:
+        await main()
+
+    asyncio.run(run())
+
+
+RUNNERS: dict[str, Callable[[Main], None]] = {
+    "asyncio": _on_asyncio,
+    "trio": trio.run,
+    "anyio-asyncio": lambda main: anyio.run(main, backend="asyncio"),
+    "anyio-trio": lambda main: anyio.run(main, backend="trio"),
+}
+
+MESSAGE = "Subject: face\n\nhello\n.dot\n"
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=str)
+def test_the_same_api_in_every_world(runner: str, aiosmtpd_server: AiosmtpdServer) -> None:
+    async def main() -> None:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=aiosmtpd_server.port) as smtp:
+            errors, text = await smtp.sendmail("a@c.test", ["b@x.test", "reject@x.test"], MESSAGE)
+            assert text == "2.0.0 OK queued"
+            assert errors["reject@x.test"].code == 550
+            assert (await smtp.noop()).code == 250
+
+    RUNNERS[runner](main)
+    [received] = aiosmtpd_server.messages
+    assert received.content == b"Subject: face\r\n\r\nhello\r\n.dot\r\n"
+
+
+class Echo:
+    """VRFY answers with the address asked: a reply that says which command drew it."""
+
+    async def handle_VRFY(self, server: Any, session: Any, envelope: Any, address: str) -> str:
+        await asyncio.sleep(0.001 * (hash(address) % 5))
+        return f"250 <{address}>"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return f"250 {envelope.rcpt_tos[0]}"
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_tasks_sharing_one_client_never_get_each_others_replies(runner: str) -> None:
+    with running_controller(Echo()) as controller:
+        answers: dict[str, str] = {}
+
+        async def main() -> None:
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=controller.port)
+            await smtp.connect()
+
+            async def ask(index: int) -> None:
+                address = f"user{index}@x.test"
+                answers[address] = (await smtp.vrfy(address)).message
+                _, text = await smtp.sendmail("a@c.test", [address], "x\n")
+                answers[f"data {address}"] = text
+
+            if runner == "trio":
+                async with trio.open_nursery() as nursery:
+                    for index in range(20):
+                        nursery.start_soon(ask, index)
+            else:
+                await asyncio.gather(*(ask(index) for index in range(20)))
+            await smtp.quit()
+
+        RUNNERS[runner](main)
+    for index in range(20):
+        assert answers[f"user{index}@x.test"] == f"<user{index}@x.test>"
+        assert answers[f"data user{index}@x.test"] == f"user{index}@x.test"
+
+
+def test_connect_after_the_servers_idle_timeout_reconnects(aiosmtpd_server: AiosmtpdServer) -> None:
+    idle = Controller(ContentKeeper(), hostname="127.0.0.1", port=free_port(), timeout=0.2)
+    idle.start()
+    try:
+
+        async def main() -> None:
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=idle.port, timeout=5)
+            await smtp.connect()
+            await asyncio.sleep(0.6)  # the server says 421 and closes
+            started = time.monotonic()
+            with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+                await smtp.noop()
+            assert not smtp.is_connected
+            await smtp.connect()  # neither hangs nor says "already connected"
+            assert (await smtp.noop()).code == 250
+            await smtp.quit()
+            assert time.monotonic() - started < 3
+
+        _on_asyncio(main)
+    finally:
+        idle.stop()
+
+
+def test_quit_does_not_hang_on_a_tls_close_without_close_notify(ca: trustme.CA) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    context = server_tls_context(ca)
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        with context.wrap_socket(raw, server_side=True) as tls:
+            tls.sendall(b"220 ragged.test ESMTP\r\n")
+            tls.recv(1024)  # EHLO
+            tls.sendall(b"250 ragged.test\r\n")
+            tls.recv(1024)  # QUIT
+            tls.sendall(b"221 bye\r\n")
+            # SSLSocket.shutdown drops TLS and shuts TCP down: no close_notify is sent.
+            tls.shutdown(socket.SHUT_RDWR)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    async def main() -> None:
+        smtp = aiosmtplib.SMTP(
+            hostname="localhost", port=port, use_tls=True, tls_context=client_context, timeout=5
+        )
+        await smtp.connect()
+        await smtp.ehlo()
+        started = time.monotonic()
+        assert (await smtp.quit()).code == 221
+        assert time.monotonic() - started < 1
+
+    try:
+        _on_asyncio(main)
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_getfqdn_runs_off_the_event_loop(
+    aiosmtpd_server: AiosmtpdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+
+    def slow_fqdn(name: str = "") -> str:
+        threads.append(threading.current_thread())
+        time.sleep(0.3)
+        return "slow.client.test"
+
+    monkeypatch.setattr(socket, "getfqdn", slow_fqdn)
+    ticks = 0
+
+    async def main() -> None:
+        nonlocal ticks
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.get_running_loop().create_task(ticker())
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=aiosmtpd_server.port) as smtp:
+            assert smtp.local_hostname == "slow.client.test"
+        task.cancel()
+
+    _on_asyncio(main)
+    assert threads and threads[0] is not threading.main_thread()
+    assert ticks >= 10  # the loop kept running while the name was looked up
+
+
+def test_pipelining_one_write_for_the_envelope(postfix_server: PostfixServer) -> None:
+    rcpts = [f"pipe{index}-{time.time_ns()}@{TEST_DOMAIN}" for index in range(3)]
+    writes: list[bytes] = []
+
+    async def main() -> None:
+        smtp = aiosmtplib.SMTP(hostname=postfix_server.host, port=postfix_server.port)
+        await smtp.connect()
+        assert smtp._driver is not None
+        smtp._driver.trace = lambda direction, data: (
+            writes.append(data) if direction == "send" else None
+        )
+        errors, _ = await smtp.sendmail("a@client.test", rcpts, MESSAGE)
+        assert errors == {}
+        assert smtp.last_transaction is not None
+        assert [r.status for r in smtp.last_transaction.recipients] == ["accepted"] * 3
+        await smtp.quit()
+
+    _on_asyncio(main)
+    envelope = [w for w in writes if w.startswith(b"MAIL FROM:")]
+    assert len(envelope) == 1
+    assert envelope[0].count(b"RCPT TO:") == 3 and envelope[0].endswith(b"DATA\r\n")
+
+
+def test_credentials_are_not_sent_in_the_clear_by_default() -> None:
+    keeper = ContentKeeper()
+    with running_controller(
+        keeper, authenticator=password_authenticator, auth_require_tls=False
+    ) as controller:
+
+        async def main() -> None:
+            # start_tls=None: the server offers no STARTTLS (as if an attacker stripped it)
+            with pytest.raises(aiosmtplib.SMTPException, match="in the clear"):
+                await aiosmtplib.send(
+                    "x",
+                    sender="a@c.test",
+                    recipients=["b@x.test"],
+                    hostname="127.0.0.1",
+                    port=controller.port,
+                    username=AUTH_USER,
+                    password=AUTH_PASSWORD,
+                )
+            errors, _ = await aiosmtplib.send(
+                "x",
+                sender="a@c.test",
+                recipients=["b@x.test"],
+                hostname="127.0.0.1",
+                port=controller.port,
+                username=AUTH_USER,
+                password=AUTH_PASSWORD,
+                auth_in_clear=True,
+            )
+            assert errors == {}
+
+        _on_asyncio(main)
+    assert len(keeper.contents) == 1
+
+
+def test_silence_after_the_final_dot_is_outcome_unknown() -> None:
+    script = [
+        b"220 scripted.test ESMTP\r\n",
+        ("expect", 1),
+        b"250 scripted.test\r\n",
+        ("expect", 1),
+        b"250 ok\r\n",
+        ("expect", 1),
+        b"250 ok\r\n",
+        ("expect", 1),
+        b"354 go\r\n",
+        ("expect", 2),
+        ("sleep", 900),
+    ]
+    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+
+        async def main() -> None:
+            timeouts = Timeouts.every(5.0)
+            smtp = aiosmtplib.SMTP(
+                hostname=server.host,
+                port=server.port,
+                timeouts=Timeouts(**{**_fields(timeouts), "data_end": 0.3}),
+            )
+            await smtp.connect()
+            with pytest.raises(aiosmtplib.SMTPOutcomeUnknownError) as raised:
+                await smtp.sendmail("a@c.test", ["b@x.test"], "hi\n")
+            assert raised.value.unknown == ("b@x.test",)
+            assert not smtp.is_connected
+
+        _on_asyncio(main)
+
+
+def test_a_timeout_names_its_stage_and_is_aiosmtplibs_class() -> None:
+    script = [b"220 scripted.test ESMTP\r\n", ("expect", 1), ("sleep", 900), CLOSE]
+    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+
+        async def main() -> None:
+            smtp = aiosmtplib.SMTP(hostname=server.host, port=server.port, timeout=0.3)
+            with pytest.raises(aiosmtplib.SMTPReadTimeoutError) as raised:
+                await smtp.connect()  # EHLO is never answered
+            assert isinstance(raised.value, aiosmtplib.SMTPStageTimeoutError)
+            assert raised.value.stage == "command"
+
+        _on_asyncio(main)
+
+
+def _fields(timeouts: Timeouts) -> dict[str, float | None]:
+    return {name: getattr(timeouts, name) for name in Timeouts.__dataclass_fields__}
