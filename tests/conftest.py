@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -55,3 +56,34 @@ def aiosmtpd_lmtp_server() -> Iterator[AiosmtpdServer]:
 def ca() -> trustme.CA:
     """A certificate authority no system trusts (trustme), for the TLS tests."""
     return trustme.CA()
+
+
+# -- for the stream tests of every world (tests/stream_peers.py) ------------------
+
+
+@pytest.fixture(scope="session")
+def localhost_cert(ca: trustme.CA) -> trustme.LeafCert:
+    """A certificate for ``localhost`` from :func:`ca`."""
+    return ca.issue_cert("localhost")
+
+
+# Contexts are built once per session (create_default_context loads the system's
+# CA store, about 0.1 s) and never changed by a test.
+@pytest.fixture(scope="session")
+def server_context(localhost_cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    localhost_cert.configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def payload() -> bytes:
+    """20 MiB, random so that a lost or misplaced byte shows."""
+    return os.urandom(20 * 1024 * 1024)
