@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 from smtp_core import Procedure, Read, Stage, StageTimeout, Timeouts, UpgradeTLS, Write
 
 from ._logging import chain, log, log_tls, transcript_trace
+from ._names import check_server_hostname
 from ._stream import AsyncByteStream
 
 __all__ = [
@@ -115,11 +116,7 @@ class AsyncDriver:
                             trace("recv", answer)
                     else:
                         context = self.ssl_context or default_ssl_context()
-                        if context.check_hostname and not self.server_hostname:
-                            # wrap_bio, unlike wrap_socket, would skip the name check.
-                            raise ValueError(
-                                "STARTTLS needs server_hostname to check the certificate"
-                            )
+                        check_server_hostname(context, self.server_hostname)
                         seconds, overall = self._limit(stage, None)
                         self.stream = await stream.start_tls(context, self.server_hostname, seconds)
                         log_tls(self.stream, self.server_hostname)

@@ -13,7 +13,6 @@ Requires anyio; importing this module is what makes anyio a dependency.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import math
 import ssl
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+from ._names import check_server_hostname, name_for
 from ._pump import tcp_connector, unix_connector
 from .sync import READ_SIZE
 
@@ -112,7 +112,7 @@ class AnyioStream:
                 host names; nothing was sent and the stream is as it was.
             TimeoutError, OSError: as :meth:`receive`; the stream is closed.
         """
-        _check_hostname(context, server_hostname)
+        check_server_hostname(context, server_hostname)
         try:
             with _translate("in the TLS handshake", timeout):
                 # server_side must be explicit: left out, anyio makes a
@@ -196,9 +196,8 @@ async def open_stream(
     """
     local_host, local_port = _source(source_address)
     if ssl_context is not None:
-        if server_hostname is None and not _is_ip_literal(host):
-            server_hostname = host
-        _check_hostname(ssl_context, server_hostname)  # before any connection exists
+        server_hostname = name_for(host, server_hostname)
+        check_server_hostname(ssl_context, server_hostname)  # before any connection exists
     with _translate(f"connecting to {host}:{port}", connect_timeout):
         raw = await anyio.connect_tcp(
             host,
@@ -265,28 +264,6 @@ def _source(source_address: tuple[str, int] | str | None) -> tuple[str | None, i
         # anyio would silently ignore the port: refuse rather than mislead.
         raise ValueError(f"a source port ({source_port}) needs a source IP")
     return ip or None, source_port or None
-
-
-def _check_hostname(context: ssl.SSLContext, server_hostname: str | None) -> None:
-    """Refuse to start TLS without a name when ``context`` promises to check one.
-
-    ``ssl.SSLContext.wrap_socket`` refuses this itself, but ``wrap_bio`` (what
-    anyio builds on) does not: it would then verify the certificate chain and
-    silently skip the host-name check, accepting any trusted certificate.
-    """
-    if context.check_hostname and server_hostname is None:
-        raise ValueError(
-            "server_hostname is required: the SSL context checks host names (check_hostname)"
-        )
-
-
-def _is_ip_literal(host: str) -> bool:
-    """Whether ``host`` is an IPv4 or IPv6 address rather than a name."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 #: Connect and return an :class:`~transports.AsyncDriver`: :func:`open_stream`

@@ -43,6 +43,7 @@ from typing import Any
 
 from smtp_core import NEED_DATA, NeedData
 
+from ._names import check_server_hostname
 from ._stream import AsyncByteStream
 
 __all__ = [
@@ -98,10 +99,7 @@ class TLSEngine:
     """
 
     def __init__(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
-        if context.check_hostname and not server_hostname:
-            # wrap_socket refuses this; wrap_bio does not, and its handshake
-            # then checks the chain but no name at all (3.10 to 3.13 alike).
-            raise ValueError("check_hostname requires server_hostname")
+        check_server_hostname(context, server_hostname)  # wrap_bio would skip the name
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(

@@ -12,7 +12,6 @@ Requires trio; importing this module is what makes trio a dependency.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import math
 import ssl
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 
 import trio
 
+from ._names import check_server_hostname, name_for
 from ._pump import tcp_connector, unix_connector
 from .sync import READ_SIZE
 
@@ -111,7 +111,7 @@ class TrioStream:
                 host names; nothing was sent and the stream is as it was.
             TimeoutError, OSError: as :meth:`receive`; the stream is closed.
         """
-        _check_hostname(context, server_hostname)
+        check_server_hostname(context, server_hostname)
         try:
             # https_compatible: servers routinely close without close_notify;
             # that is then EOF, and aclose() waits for none.
@@ -181,9 +181,8 @@ async def open_stream(
     """
     local_address = _source_ip(source_address)
     if ssl_context is not None:
-        if server_hostname is None and not _is_ip_literal(host):
-            server_hostname = host
-        _check_hostname(ssl_context, server_hostname)  # before any connection exists
+        server_hostname = name_for(host, server_hostname)
+        check_server_hostname(ssl_context, server_hostname)  # before any connection exists
     with _translate(f"connecting to {host}:{port}", connect_timeout):
         raw = await trio.open_tcp_stream(
             host, port, happy_eyeballs_delay=happy_eyeballs_delay, local_address=local_address
@@ -247,28 +246,6 @@ def _source_ip(source_address: tuple[str, int] | str | None) -> str | None:
             raise ValueError(f"trio cannot bind a source port (got {source_port}); pass 0")
         source_address = ip
     return source_address or None
-
-
-def _check_hostname(context: ssl.SSLContext, server_hostname: str | None) -> None:
-    """Refuse to start TLS without a name when ``context`` promises to check one.
-
-    ``ssl.SSLContext.wrap_socket`` refuses this itself, but ``wrap_bio`` (what
-    trio builds on) does not: it would then verify the certificate chain and
-    silently skip the host-name check, accepting any trusted certificate.
-    """
-    if context.check_hostname and server_hostname is None:
-        raise ValueError(
-            "server_hostname is required: the SSL context checks host names (check_hostname)"
-        )
-
-
-def _is_ip_literal(host: str) -> bool:
-    """Whether ``host`` is an IPv4 or IPv6 address rather than a name."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 #: Connect and return an :class:`~transports.AsyncDriver`: :func:`open_stream`
