@@ -12,7 +12,7 @@ unrelated distribution named ``transports``; this package is installed by the
 
 from smtp_core import Stage, StageTimeout, Timeouts
 
-from ._pump import AsyncDriver, DriverClosed, default_ssl_context
+from ._pump import AsyncDriver, DriverClosed, default_ssl_context, open_driver
 from ._stream import AsyncByteStream
 from .sync import SyncDriver
 
@@ -25,4 +25,5 @@ __all__ = [
     "SyncDriver",
     "Timeouts",
     "default_ssl_context",
+    "open_driver",
 ]
