@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import socket
 import ssl
 import tracemalloc
 import uuid
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from aiosmtpd.controller import UnixSocketController
+from aiosmtpd.controller import Controller, UnixSocketController
 from aiosmtpd.lmtp import LMTP as AioLMTP
 
 from smtp_core import (
@@ -49,6 +50,7 @@ from tests.servers import (
     running_controller,
     server_tls_context,
 )
+from tests.stream_peers import two_address_resolver
 
 pytestmark = pytest.mark.parametrize("world", WORLDS, ids=lambda w: w.name)
 
@@ -533,3 +535,49 @@ def test_auth_against_postfix_with_dovecot(
     world.run(body)
     [raw] = server.wait_for_messages(1, recipient=rcpt)
     assert strip_trace_headers(raw) == MESSAGE
+
+
+def test_ipv6_loopback(world: World) -> None:
+    keeper = ContentKeeper()
+    with socket.socket(socket.AF_INET6) as probe:  # a free port on ::1
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(keeper, hostname="::1", port=port)
+    controller.start()
+    try:
+
+        async def body(world: World) -> None:
+            conn = Connection(tls_policy="none")
+            driver = await world.connect("::1", controller.port, timeouts=SHORT)
+            try:
+                await driver.run(procedures.handshake(conn, "client.test"))
+                result = await driver.run(
+                    procedures.send_mail(conn, "a@c.test", ["b@x.test"], MESSAGE)
+                )
+                assert result.delivered
+                await driver.run(procedures.quit(conn))
+            finally:
+                await driver.aclose()
+
+        world.run(body)
+    finally:
+        controller.stop()
+    assert keeper.contents == [MESSAGE]
+
+
+def test_every_address_of_a_name_is_tried(
+    world: World, aiosmtpd_server: AiosmtpdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "multi.test" is ::1 (nobody listens there) and then 127.0.0.1 (aiosmtpd).
+    monkeypatch.setattr(socket, "getaddrinfo", two_address_resolver(socket.getaddrinfo))
+
+    async def body(world: World) -> None:
+        conn = Connection(tls_policy="none")
+        driver = await world.connect("multi.test", aiosmtpd_server.port, timeouts=SHORT)
+        try:
+            await driver.run(procedures.handshake(conn, "client.test"))
+            await driver.run(procedures.quit(conn))
+        finally:
+            await driver.aclose()
+
+    world.run(body)
