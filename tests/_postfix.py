@@ -1,7 +1,7 @@
 """A real postfix SMTP server on loopback for the test suite, plus ``smtp-sink``.
 
 Debian's postfix package is unpacked (never installed as a system MTA) by
-``.ci/install_postfix.sh`` into ``$SMTPCLIENT_POSTFIX_ROOT`` (default
+``.ci/install_servers.sh`` into ``$SMTPCLIENT_POSTFIX_ROOT`` (default
 ``/opt/smtpclient-postfix``).  Everything here runs those binaries with
 ``LD_LIBRARY_PATH`` pointing at the unpacked ``usr/lib/postfix`` and with a
 private configuration in a temporary directory: no system service, no
@@ -83,7 +83,7 @@ __all__ = [
     "strip_trace_headers",
 ]
 
-INSTALL_SCRIPT = ".ci/install_postfix.sh"
+INSTALL_SCRIPT = ".ci/install_servers.sh"
 DEFAULT_ROOT = "/opt/smtpclient-postfix"
 ROOT_ENV_VAR = "SMTPCLIENT_POSTFIX_ROOT"
 KEEP_ENV_VAR = "SMTPCLIENT_POSTFIX_KEEP"
@@ -158,7 +158,7 @@ def _not_installed(problem: str) -> PostfixNotInstalledError:
 def check_installation(root: Path | None = None) -> Path:
     """Check the unpacked postfix and its accounts; return the prefix.
 
-    Raises :class:`PostfixNotInstalledError` naming ``.ci/install_postfix.sh``.
+    Raises :class:`PostfixNotInstalledError` naming ``.ci/install_servers.sh``.
     """
     root = postfix_root() if root is None else root
     for binary in (

@@ -71,28 +71,20 @@ class World:
         implicit_tls: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        proxy: str | None = None,
         timeouts: Timeouts | None = None,
     ) -> Driver:
-        """A driver connected to ``host:port``."""
+        """A driver connected to ``host:port`` (through ``proxy`` if given)."""
+        options: dict[str, Any] = {
+            "implicit_tls": implicit_tls,
+            "ssl_context": ssl_context,
+            "server_hostname": server_hostname,
+            "proxy": proxy,
+            "timeouts": timeouts,
+        }
         if self.module is sync:
-            return _Blocking(
-                sync.connect_driver(
-                    host,
-                    port,
-                    implicit_tls=implicit_tls,
-                    ssl_context=ssl_context,
-                    server_hostname=server_hostname,
-                    timeouts=timeouts,
-                )
-            )
-        driver: Driver = await self.module.connect(
-            host,
-            port,
-            implicit_tls=implicit_tls,
-            ssl_context=ssl_context,
-            server_hostname=server_hostname,
-            timeouts=timeouts,
-        )
+            return _Blocking(sync.connect_driver(host, port, **options))
+        driver: Driver = await self.module.connect(host, port, **options)
         return driver
 
     async def connect_unix(self, path: str, *, timeouts: Timeouts | None = None) -> Driver:

@@ -37,6 +37,7 @@ from smtp_core import (
 from tests._postfix import TEST_DOMAIN, PostfixServer, SmtpSink, strip_trace_headers
 from tests._postfix_tls import PostfixTlsAuthServer
 from tests.drivers import WORLDS, World
+from tests.proxies import CoalescingProxy, ProxyKind, running_proxy
 from tests.servers import (
     AUTH_PASSWORD,
     AUTH_USER,
@@ -581,3 +582,67 @@ def test_every_address_of_a_name_is_tried(
             await driver.aclose()
 
     world.run(body)
+
+
+@pytest.mark.parametrize("kind", ["socks5", "socks4a", "http"])
+def test_greeting_in_the_same_read_as_the_proxys_reply_is_kept(
+    world: World, aiosmtpd_server: AiosmtpdServer, kind: ProxyKind
+) -> None:
+    with CoalescingProxy(kind) as proxy:
+
+        async def body(world: World) -> None:
+            conn = Connection(tls_policy="none")
+            driver = await world.connect(
+                aiosmtpd_server.host, aiosmtpd_server.port, proxy=proxy.url, timeouts=SHORT
+            )
+            try:
+                greeting = await driver.run(procedures.greet(conn))
+                assert greeting.code == 220
+                await driver.run(procedures.hello(conn, "client.test"))
+                result = await driver.run(
+                    procedures.send_mail(conn, "a@c.test", ["b@x.test"], MESSAGE)
+                )
+                assert result.delivered
+                await driver.run(procedures.quit(conn))
+            finally:
+                await driver.aclose()
+
+        world.run(body)
+        # The proxy really sent its reply and the greeting in one write.
+        assert any(b"220 " in sent for sent in proxy.sent)
+    assert [m.content for m in aiosmtpd_server.messages] == [MESSAGE]
+
+
+@pytest.mark.parametrize("kind", ["socks5", "socks4a", "http"])
+def test_through_a_real_proxy_with_starttls(world: World, ca: trustme.CA, kind: ProxyKind) -> None:
+    keeper = ContentKeeper()
+    with (
+        running_controller(
+            keeper, tls_context=server_tls_context(ca), require_starttls=True
+        ) as controller,
+        running_proxy(kind) as proxy,
+    ):
+
+        async def body(world: World) -> None:
+            conn = Connection(tls_policy="required")
+            driver = await world.connect(
+                "127.0.0.1",
+                controller.port,
+                ssl_context=trusting(ca),
+                server_hostname="localhost",
+                proxy=proxy.url,
+                timeouts=SHORT,
+            )
+            try:
+                await driver.run(procedures.handshake(conn, "client.test"))
+                assert conn.tls_active
+                result = await driver.run(
+                    procedures.send_mail(conn, "a@c.test", ["b@x.test"], MESSAGE)
+                )
+                assert result.delivered
+                await driver.run(procedures.quit(conn))
+            finally:
+                await driver.aclose()
+
+        world.run(body)
+    assert keeper.contents == [MESSAGE]

@@ -21,6 +21,7 @@ from smtp_core import Procedure, Read, Stage, StageTimeout, Timeouts, UpgradeTLS
 from ._logging import chain, log, log_tls, transcript_trace
 from ._names import check_server_hostname
 from ._stream import AsyncByteStream
+from .proxy import PrefixedStream, Proxy, open_via_proxy
 
 __all__ = [
     "AsyncDriver",
@@ -253,7 +254,7 @@ class _OpenUnixStream(Protocol):
 
 
 def tcp_connector(open_stream: _OpenStream) -> Callable[..., Awaitable[AsyncDriver]]:
-    """A world's ``connect``, made from its ``open_stream`` (trio's, anyio's)."""
+    """A world's ``connect``, made from its ``open_stream``."""
 
     async def connect(
         host: str,
@@ -263,6 +264,7 @@ def tcp_connector(open_stream: _OpenStream) -> Callable[..., Awaitable[AsyncDriv
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         source_address: tuple[str, int] | None = None,
+        proxy: Proxy | str | None = None,
         timeouts: Timeouts | None = None,
         trace: Callable[[str, bytes], None] | None = None,
     ) -> AsyncDriver:
@@ -270,35 +272,82 @@ def tcp_connector(open_stream: _OpenStream) -> Callable[..., Awaitable[AsyncDriv
 
         ``server_hostname`` (default: ``host``) is what the certificate must
         name, for implicit TLS and STARTTLS alike.  ``ssl_context`` defaults
-        to a verifying context with TLS 1.2 at least.
+        to a verifying context with TLS 1.2 at least.  ``proxy``
+        (``socks5://``, ``socks4a://``, ``http://`` or a
+        :class:`~transports.proxy.Proxy`) is asked for a tunnel to ``host``,
+        which the proxy resolves; the server's first bytes, often in the same
+        read as the proxy's reply, are kept for the engine.
 
         Raises:
-            StageTimeout: stage ``CONNECT``: not connected in ``timeouts.connect``.
-            OSError: refused, unreachable, no such host; ``ssl.SSLError`` for TLS.
+            StageTimeout: stage ``CONNECT``: not connected in ``timeouts.connect``
+                (the proxy's handshake and implicit TLS included).
+            OSError: refused, unreachable, no such host; ``ProxyError`` (a
+                ``ConnectionError``) when the proxy refuses; ``ssl.SSLError``.
         """
         context = ssl_context or default_ssl_context()
         name = server_hostname or host
+        tunnel = Proxy.from_url(proxy) if isinstance(proxy, str) else proxy
 
-        def opening(seconds: float | None) -> Awaitable[AsyncByteStream]:
-            return open_stream(
+        async def opening(seconds: float | None) -> AsyncByteStream:
+            if tunnel is None:
+                return await open_stream(
+                    host,
+                    port,
+                    ssl_context=context if implicit_tls else None,
+                    server_hostname=name,
+                    source_address=source_address,
+                    connect_timeout=seconds,
+                )
+            return await _through(
+                open_stream,
+                tunnel,
                 host,
                 port,
-                ssl_context=context if implicit_tls else None,
-                server_hostname=name,
+                seconds=seconds,
                 source_address=source_address,
-                connect_timeout=seconds,
+                implicit_tls=context if implicit_tls else None,
+                name=name,
             )
 
+        via = "" if tunnel is None else f" via {tunnel.kind} {tunnel.host}:{tunnel.port}"
         return await open_driver(
             opening,
             timeouts=timeouts,
             ssl_context=context,
             server_hostname=name,
             trace=trace,
-            peer=f"{host}:{port}",
+            peer=f"{host}:{port}{via}",
         )
 
     return connect
+
+
+async def _through(
+    open_stream: _OpenStream,
+    proxy: Proxy,
+    host: str,
+    port: int,
+    *,
+    seconds: float | None,
+    source_address: tuple[str, int] | None,
+    implicit_tls: ssl.SSLContext | None,
+    name: str | None,
+) -> AsyncByteStream:
+    """A stream to ``host:port`` through ``proxy``, within ``seconds`` in all."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+
+    def left() -> float | None:
+        return None if deadline is None else max(deadline - time.monotonic(), 0.001)
+
+    stream = await open_stream(
+        proxy.host, proxy.port, source_address=source_address, connect_timeout=seconds
+    )
+    stream, leftover = await open_via_proxy(stream, proxy, host, port, left())
+    # The server speaks first: its greeting may have come with the proxy's reply.
+    stream = PrefixedStream(stream, leftover)
+    if implicit_tls is not None:
+        stream = await stream.start_tls(implicit_tls, name, left())
+    return stream
 
 
 def unix_connector(open_unix_stream: _OpenUnixStream) -> Callable[..., Awaitable[AsyncDriver]]:

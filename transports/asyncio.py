@@ -27,8 +27,9 @@ from typing import Any
 
 from smtp_core import Timeouts
 
-from ._pump import AsyncDriver, default_ssl_context, open_driver
+from ._pump import AsyncDriver, default_ssl_context, open_driver, tcp_connector
 from ._stream import AsyncByteStream
+from .proxy import Proxy
 
 __all__ = [
     "HIGH_WATER",
@@ -287,43 +288,49 @@ async def connect(
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     source_address: tuple[str, int] | None = None,
+    proxy: Proxy | str | None = None,
     timeouts: Timeouts | None = None,
     trace: Callable[[str, bytes], None] | None = None,
 ) -> AsyncDriver:
-    """Connect and return an :class:`AsyncDriver` ready to run procedures.
+    """Connect (or adopt ``sock``) and return an :class:`AsyncDriver` ready to run procedures.
 
-    ``server_hostname`` (default: ``host``) is what the certificate must name,
-    for implicit TLS and for STARTTLS alike.  ``ssl_context`` defaults to a
-    verifying context with TLS 1.2 at least.
-
-    Raises:
-        StageTimeout: stage ``CONNECT``: not connected in ``timeouts.connect``.
-        OSError: refused, unreachable, no such host; ``ssl.SSLError`` for TLS.
+    As every world's ``connect`` (``transports.trio.connect``...): see
+    :func:`transports._pump.tcp_connector`; ``sock`` is a connected socket
+    of the caller's, which then needs ``server_hostname`` for TLS.
     """
+    if sock is None:
+        if host is None or port is None:
+            raise ValueError("connect() needs host and port, or sock")
+        return await _connect_tcp(
+            host,
+            port,
+            implicit_tls=implicit_tls,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            source_address=source_address,
+            proxy=proxy,
+            timeouts=timeouts,
+            trace=trace,
+        )
     context = ssl_context or default_ssl_context()
-    name = server_hostname or host
 
     def opening(seconds: float | None) -> Awaitable[AsyncioStream]:
         tls = context if implicit_tls else None
         return open_stream(
-            host,
-            port,
-            sock=sock,
-            ssl_context=tls,
-            server_hostname=name,
-            source_address=source_address,
-            connect_timeout=seconds,
+            sock=sock, ssl_context=tls, server_hostname=server_hostname, connect_timeout=seconds
         )
 
-    peer = f"{host}:{port}" if sock is None else repr(sock.getpeername())
     return await open_driver(
         opening,
         timeouts=timeouts,
         ssl_context=context,
-        server_hostname=name,
+        server_hostname=server_hostname,
         trace=trace,
-        peer=peer,
+        peer=repr(sock.getpeername()),
     )
+
+
+_connect_tcp = tcp_connector(open_stream)
 
 
 async def connect_unix(

@@ -30,6 +30,7 @@ from smtp_core import (
 
 from ._logging import chain, log, log_tls, transcript_trace
 from ._pump import DriverClosed, default_ssl_context
+from .proxy import PrefixedSocket, Proxy, handshake_socket
 
 __all__ = [
     "READ_SIZE",
@@ -71,6 +72,7 @@ def connect_driver(
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     source_address: tuple[str, int] | None = None,
+    proxy: Proxy | str | None = None,
     timeouts: Timeouts | None = None,
     trace: Callable[[str, bytes], None] | None = None,
 ) -> SyncDriver:
@@ -80,19 +82,28 @@ def connect_driver(
     to several IPv4 and IPv6 addresses, tried in turn; ``server_hostname``
     (default: ``host``) is what the certificate must name, for implicit TLS
     and STARTTLS alike; ``ssl_context`` defaults to a verifying context with
-    TLS 1.2 at least.
+    TLS 1.2 at least.  ``proxy`` (``socks5://``, ``socks4a://``, ``http://``
+    or a :class:`~transports.proxy.Proxy`) is asked for a tunnel to ``host``;
+    the server's first bytes that came with its reply are kept.
 
     Raises:
         StageTimeout: stage ``CONNECT`` (or ``TLS`` for implicit TLS) ran out.
-        OSError: refused, unreachable, no such host; ``ssl.SSLError`` for TLS.
+        OSError: refused, unreachable, no such host; ``ProxyError`` (a
+            ``ConnectionError``); ``ssl.SSLError`` for TLS.
     """
     timeouts = timeouts or Timeouts()
     deadline = None if timeouts.total is None else time.monotonic() + timeouts.total
     context = ssl_context or default_ssl_context()
     name = server_hostname or host
     seconds = _within(timeouts.connect, deadline)
+    tunnel = Proxy.from_url(proxy) if isinstance(proxy, str) else proxy
+    address = (host, port) if tunnel is None else (tunnel.host, tunnel.port)
     try:
-        sock = socket.create_connection((host, port), seconds, source_address)
+        sock: Any = socket.create_connection(address, seconds, source_address)
+        if tunnel is not None:
+            leftover = handshake_socket(sock, tunnel, host, port, _within(seconds, deadline))
+            # The server speaks first: its greeting may have come with the proxy's reply.
+            sock = PrefixedSocket(sock, leftover)
     except TimeoutError as exc:
         raise StageTimeout(Stage.CONNECT, seconds or 0.0) from exc
     if implicit_tls:

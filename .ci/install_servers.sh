@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Make Debian's postfix usable by the test suite WITHOUT installing it as a
-# system MTA.
+# Install the real servers the test suite talks to, WITHOUT installing any of
+# them as a system service: Debian's postfix (unpacked, never configured as the
+# system MTA), dovecot-core (postfix's SASL for the AUTH tests) and the proxies
+# of the proxy tests (v2ray: SOCKS5, SOCKS4a, HTTP CONNECT; dante-server and
+# tinyproxy-bin: faithful refusals).
 #
 # What it does (run as root on Debian 12; safe to run any number of times):
 #   1. apt-get update
@@ -19,14 +22,14 @@
 #   4. Creates the unprivileged mail_owner account "smtpclient-pf" (system
 #      user, own group, no home, no login shell) and the setgid_group
 #      "smtpclient-pd", if missing.
-#   5. apt-get install --no-install-recommends dovecot-core (the SASL
-#      authentication server of the TLS+AUTH postfix fixture).  Its
-#      maintainer scripts must not start the system dovecot: while it is
-#      installed, a policy-rc.d that refuses every service start is put in
-#      place unless one is already there, and on a systemd machine the
-#      dovecot units are disabled and stopped afterwards.  The fixture runs
-#      its own dovecot (`dovecot -c <private conf>`); /etc/dovecot is left
-#      as the package made it and is never read.
+#   5. apt-get install --no-install-recommends dovecot-core v2ray
+#      dante-server tinyproxy-bin.  Their maintainer scripts must not start
+#      system services: while they are installed, a policy-rc.d that refuses
+#      every service start is put in place unless one is already there, and
+#      on a systemd machine their units are disabled and stopped afterwards.
+#      The fixtures run their own processes with private configurations
+#      (`dovecot -c`, `v2ray -config`, `danted -f`, `tinyproxy -c`); nothing
+#      under /etc is read.
 #
 # Prints one summary line at the end.  Exits non-zero on any failure.
 set -euo pipefail
@@ -37,7 +40,7 @@ SETGID_GROUP="smtpclient-pd"
 STAMP="$ROOT/.smtpclient-postfix-version"
 
 export DEBIAN_FRONTEND=noninteractive
-log() { printf 'install_postfix: %s\n' "$*" >&2; }
+log() { printf 'install_servers: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
@@ -149,33 +152,42 @@ owner_gid="$(id -g "$MAIL_OWNER")"
 sgid_gid="$(getent group "$SETGID_GROUP" | cut -d: -f3)"
 [ "$owner_gid" != "$sgid_gid" ] || die "$MAIL_OWNER's primary group must differ from $SETGID_GROUP"
 
-# --- 4. dovecot-core ----------------------------------------------------------
-if dpkg-query -W -f '${db:Status-Abbrev}' dovecot-core 2>/dev/null | grep -q '^ii'; then
-    dovecot_state="dovecot-core already installed"
+# --- 4. dovecot-core and the proxies ----------------------------------------
+SERVICE_PKGS=(dovecot-core v2ray dante-server tinyproxy-bin)
+missing=()
+for pkg in "${SERVICE_PKGS[@]}"; do
+    dpkg-query -W -f '${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    dovecot_state="${SERVICE_PKGS[*]} already installed"
 else
     policy=/usr/sbin/policy-rc.d
     if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\n# smtpclient install_postfix.sh: no service starts during install\nexit 101\n' >"$policy"
+        printf '#!/bin/sh\n# smtpclient install_servers.sh: no service starts during install\nexit 101\n' >"$policy"
         chmod 755 "$policy"
         own_policy="$policy"
     fi
-    log "apt-get install dovecot-core"
+    log "apt-get install ${missing[*]}"
     status=0
-    apt-get install -y -qq --no-install-recommends dovecot-core >/dev/null || status=$?
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
     if [ -n "$own_policy" ]; then rm -f "$own_policy"; own_policy=""; fi
-    [ "$status" -eq 0 ] || die "apt-get install dovecot-core failed"
+    [ "$status" -eq 0 ] || die "apt-get install ${missing[*]} failed"
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+        systemctl disable --now dovecot.service dovecot.socket v2ray.service danted.service \
+            >/dev/null 2>&1 || true
     fi
-    dovecot_state="dovecot-core installed now (system service not started)"
+    dovecot_state="${missing[*]} installed now (no system service started)"
 fi
 [ -x /usr/sbin/dovecot ] || die "/usr/sbin/dovecot is missing after installing dovecot-core"
 dovecot_version="$(/usr/sbin/dovecot --version 2>/dev/null)" || die "/usr/sbin/dovecot does not run"
+for binary in v2ray danted tinyproxy; do
+    command -v "$binary" >/dev/null || die "$binary is missing after installing the proxies"
+done
 
 # --- summary -----------------------------------------------------------------
 pkgs_after="$WORK/pkgs-after"
 dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" {print $2}' | sort -u >"$pkgs_after"
 new_pkgs="$(comm -13 "$pkgs_before" "$pkgs_after" | tr '\n' ' ' | sed 's/ $//')"
-printf 'install_postfix: postfix %s %s in %s (binaries need LD_LIBRARY_PATH=%s); %s (%s); apt packages newly installed: %s;%s\n' \
+printf 'install_servers: postfix %s %s in %s (binaries need LD_LIBRARY_PATH=%s); %s (%s); apt packages newly installed: %s;%s\n' \
     "$candidate" "$unpacked" "$ROOT" "$ROOT/usr/lib/postfix" "$dovecot_state" "$dovecot_version" \
     "${new_pkgs:-none}" "$accounts"
