@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 import smtpclient.aio as aiosmtplib
 from smtp_core import Timeouts
 from tests._postfix import TEST_DOMAIN, PostfixServer, free_port
+from tests.proxies import CoalescingProxy, ProxyKind
 from tests.servers import (
     AUTH_PASSWORD,
     AUTH_USER,
@@ -304,3 +305,24 @@ def test_a_timeout_names_its_stage_and_is_aiosmtplibs_class() -> None:
 
 def _fields(timeouts: Timeouts) -> dict[str, float | None]:
     return {name: getattr(timeouts, name) for name in Timeouts.__dataclass_fields__}
+
+
+@pytest.mark.parametrize("kind", ["socks5", "socks4a", "http"])
+def test_through_a_proxy_that_sends_the_greeting_with_its_reply(
+    aiosmtpd_server: AiosmtpdServer, kind: ProxyKind
+) -> None:
+    with CoalescingProxy(kind) as proxy:
+
+        async def main() -> None:
+            smtp = aiosmtplib.SMTP(
+                hostname=aiosmtpd_server.host, port=aiosmtpd_server.port, proxy=proxy.url
+            )
+            greeting = await smtp.connect()
+            assert greeting.code == 220
+            errors, _ = await smtp.sendmail("a@c.test", ["b@x.test"], MESSAGE)
+            assert errors == {}
+            await smtp.quit()
+
+        _on_asyncio(main)
+        assert any(b"220 " in sent for sent in proxy.sent)
+    assert len(aiosmtpd_server.messages) == 1

@@ -28,6 +28,7 @@ __all__ = [
     "DriverClosed",
     "default_ssl_context",
     "open_driver",
+    "open_through_proxy",
     "tcp_connector",
     "unix_connector",
 ]
@@ -298,7 +299,7 @@ def tcp_connector(open_stream: _OpenStream) -> Callable[..., Awaitable[AsyncDriv
                     source_address=source_address,
                     connect_timeout=seconds,
                 )
-            return await _through(
+            return await open_through_proxy(
                 open_stream,
                 tunnel,
                 host,
@@ -322,7 +323,7 @@ def tcp_connector(open_stream: _OpenStream) -> Callable[..., Awaitable[AsyncDriv
     return connect
 
 
-async def _through(
+async def open_through_proxy(
     open_stream: _OpenStream,
     proxy: Proxy,
     host: str,

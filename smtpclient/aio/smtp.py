@@ -43,6 +43,8 @@ from smtp_core import (
 from smtp_core import Procedure as _Procedure
 from transports import AsyncDriver, DriverClosed, default_ssl_context
 from transports._logging import transcript_trace
+from transports._pump import open_through_proxy
+from transports.proxy import Proxy
 
 from . import _outcomes as seam
 from ._world import World, current_world
@@ -109,6 +111,9 @@ class SMTP:
         auth_in_clear: allow AUTH before TLS (default False: credentials are
             refused in the clear, even if an attacker stripped STARTTLS).
         lmtp: speak LMTP (LHLO, one verdict per recipient).
+        proxy: reach the server through a SOCKS5, SOCKS4a or HTTP CONNECT
+            proxy (``"socks5://user:pass@host:port"`` or a
+            :class:`transports.proxy.Proxy`); the proxy resolves ``hostname``.
     """
 
     AUTH_METHODS: tuple[str, ...] = ("cram-md5", "plain", "login")
@@ -137,6 +142,7 @@ class SMTP:
         pipelining: bool = True,
         auth_in_clear: bool = False,
         lmtp: bool = False,
+        proxy: Proxy | str | None = None,
     ) -> None:
         self.hostname = hostname
         self.port = port
@@ -159,6 +165,7 @@ class SMTP:
         self.pipelining = pipelining
         self.auth_in_clear = auth_in_clear
         self.lmtp = lmtp
+        self.proxy = Proxy.from_url(proxy) if isinstance(proxy, str) else proxy
         self._validate()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.protocol: object | None = None  # aiosmtplib's; there is no protocol object here
@@ -359,6 +366,19 @@ class SMTP:
                 path = self.socket_path
                 path = path.decode() if isinstance(path, bytes) else str(path)
                 stream = await world.driver.open_unix_stream(path, connect_timeout=timeouts.connect)
+            elif self.proxy is not None:
+                assert self.hostname is not None
+                assert self.port is not None
+                stream = await open_through_proxy(
+                    world.driver.open_stream,
+                    self.proxy,
+                    self.hostname,
+                    self.port,
+                    seconds=timeouts.connect,
+                    source_address=self.source_address,
+                    implicit_tls=implicit,
+                    name=self.hostname,
+                )
             else:
                 stream = await world.driver.open_stream(
                     self.hostname,
