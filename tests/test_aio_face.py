@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 
 import smtpclient.aio as aiosmtplib
 from smtp_core import Timeouts
+from smtpclient.aio._world import current_world
 from tests._postfix import TEST_DOMAIN, PostfixServer, free_port
 from tests.proxies import CoalescingProxy, ProxyKind
 from tests.servers import (
@@ -28,6 +29,7 @@ from tests.servers import (
     AiosmtpdServer,
     ContentKeeper,
     ScriptedServer,
+    Step,
     password_authenticator,
     running_controller,
     server_tls_context,
@@ -258,7 +260,7 @@ def test_credentials_are_not_sent_in_the_clear_by_default() -> None:
 
 
 def test_silence_after_the_final_dot_is_outcome_unknown() -> None:
-    script = [
+    script: list[Step] = [
         b"220 scripted.test ESMTP\r\n",
         ("expect", 1),
         b"250 scripted.test\r\n",
@@ -271,7 +273,7 @@ def test_silence_after_the_final_dot_is_outcome_unknown() -> None:
         ("expect", 2),
         ("sleep", 900),
     ]
-    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+    with ScriptedServer(script) as server:
 
         async def main() -> None:
             timeouts = Timeouts.every(5.0)
@@ -290,8 +292,8 @@ def test_silence_after_the_final_dot_is_outcome_unknown() -> None:
 
 
 def test_a_timeout_names_its_stage_and_is_aiosmtplibs_class() -> None:
-    script = [b"220 scripted.test ESMTP\r\n", ("expect", 1), ("sleep", 900), CLOSE]
-    with ScriptedServer(script) as server:  # type: ignore[arg-type]
+    script: list[Step] = [b"220 scripted.test ESMTP\r\n", ("expect", 1), ("sleep", 900), CLOSE]
+    with ScriptedServer(script) as server:
 
         async def main() -> None:
             smtp = aiosmtplib.SMTP(hostname=server.host, port=server.port, timeout=0.3)
@@ -326,3 +328,60 @@ def test_through_a_proxy_that_sends_the_greeting_with_its_reply(
         _on_asyncio(main)
         assert any(b"220 " in sent for sent in proxy.sent)
     assert len(aiosmtpd_server.messages) == 1
+
+
+def test_the_final_dot_waits_at_least_the_rfc_ten_minutes() -> None:
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", timeout=60)
+    timeouts = smtp._stage_timeouts()
+    assert (timeouts.mail, timeouts.data_end) == (60, 600)
+    assert smtp._stage_timeouts(1200).data_end == 1200
+    assert smtp._stage_timeouts(None).data_end is None
+
+
+def test_contexts_it_builds_refuse_tls_below_1_2() -> None:
+    async def main() -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1")
+        context = await smtp._tls_context(current_world())
+        assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+        assert context.check_hostname
+        assert context.verify_mode == ssl.CERT_REQUIRED
+
+    _on_asyncio(main)
+
+
+def test_nul_in_plain_credentials_is_refused_before_any_byte() -> None:
+    with running_controller(
+        ContentKeeper(), authenticator=password_authenticator, auth_require_tls=False
+    ) as controller:
+
+        async def main() -> None:
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=controller.port, auth_in_clear=True)
+            await smtp.connect()
+            with pytest.raises(ValueError, match="NUL"):
+                await smtp.auth_plain("user\0admin", "secret")
+            assert (await smtp.noop()).code == 250  # nothing was sent: still in step
+            await smtp.quit()
+
+        _on_asyncio(main)
+
+
+def test_bytes_after_the_starttls_220_are_refused() -> None:
+    script: list[Step] = [
+        b"220 scripted.test ESMTP\r\n",
+        ("expect", 1),
+        b"250-scripted.test\r\n250 STARTTLS\r\n",
+        ("expect", 1),
+        b"220 go ahead\r\n250 injected\r\n",
+        ("sleep", 300),
+    ]
+    with ScriptedServer(script) as server:
+
+        async def main() -> None:
+            smtp = aiosmtplib.SMTP(hostname=server.host, port=server.port, start_tls=False)
+            await smtp.connect()
+            with pytest.raises(aiosmtplib.SMTPResponseException) as raised:
+                await smtp.starttls()
+            assert raised.value.code == -1
+            assert not smtp.is_connected
+
+        _on_asyncio(main)
