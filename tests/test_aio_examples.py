@@ -11,6 +11,7 @@ system would trust a real server's CA: the examples pass no context.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import socket
@@ -463,3 +464,63 @@ def test_e18_smtp_response() -> None:
         )
         response = namespace["response"]
         assert (response.message, response[0]) == ("OK", 200)
+
+
+class OAuthRecorder(Recorder):
+    """A recorder that speaks AUTH XOAUTH2 and accepts exactly the example's token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logins: list[bytes] = []
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        decoded = base64.b64decode(args[1]) if len(args) > 1 else b""
+        self.logins.append(decoded)
+        return AuthResult(success=b"auth=Bearer your_access_token\x01" in decoded)
+
+
+E15 = """
+import aiosmtplib
+
+
+async def get_access_token() -> str:
+    # Your token refresh logic here
+    return "your_access_token"
+
+
+await aiosmtplib.send(
+    message,
+    hostname="localhost",
+    port=PORT,
+    use_tls=True,
+    username="your.email@gmail.com",
+    oauth_token_generator=get_access_token,
+)
+"""
+
+
+def test_e15_oauth2(trusted_ca: trustme.CA) -> None:
+    recorder = OAuthRecorder()
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=free_port(),
+        ssl_context=server_tls_context(trusted_ca),
+        authenticator=accept_any,
+        auth_require_tls=False,  # aiosmtpd counts only STARTTLS as TLS; this is port 465
+    )
+    controller.start()
+    try:
+        received = {}
+        for library in LIBRARIES:
+            recorder.envelopes.clear()
+            recorder.logins.clear()
+            source = in_coroutine(E15.replace("PORT", str(controller.port)), HELLO)
+            run_example(source, library)
+            received[library] = (recorder.envelopes[:], recorder.logins[:])
+    finally:
+        controller.stop()
+    assert received["smtpclient.aio"] == received["aiosmtplib"]
+    assert received["aiosmtplib"][1] == [
+        b"user=your.email@gmail.com\x01auth=Bearer your_access_token\x01\x01"
+    ]
