@@ -5,7 +5,7 @@ Three choices, each for a measured or documented reason:
 * **A buffered protocol.**  asyncio's default protocol reads with a fresh
   256 KiB ``recv`` per event (39-51 µs a call, DESIGN.md); an
   :class:`asyncio.BufferedProtocol` has the kernel copy into one buffer made
-  once (``recv_into``: 5.5 µs).  What is not yet asked for is kept, up to
+  once per event loop (``recv_into``: 5.5 µs).  What is not yet asked for is kept, up to
   :data:`HIGH_WATER` bytes; past that the transport stops reading, so a server
   that floods cannot make memory grow.
 * **Write back-pressure honoured.**  :meth:`AsyncioStream.send` returns only
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,7 +63,7 @@ class _Protocol(asyncio.BufferedProtocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._buffer = memoryview(bytearray(READ_SIZE))
+        self._buffer = _receive_buffer(loop)
         self.transport: asyncio.Transport | None = None
         self.unread = bytearray()
         self.eof = False
@@ -138,6 +139,22 @@ class _Protocol(asyncio.BufferedProtocol):
             setattr(self, attribute, None)
             if timer is not None:
                 timer.cancel()
+
+
+#: One receive buffer per event loop, shared by its connections: the
+#: transport fills it and ``buffer_updated`` copies out at once, in the same
+#: callback, so no two connections ever use it together.  (One per connection
+#: cost 8 KiB of each idle connection's 14.7 KiB: bench/aio.py.)
+_BUFFERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _receive_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
+    buffer = _BUFFERS.get(loop)
+    if buffer is None:
+        buffer = _BUFFERS[loop] = memoryview(bytearray(READ_SIZE))
+    return buffer
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -312,7 +329,7 @@ async def connect(
             timeouts=timeouts,
             trace=trace,
         )
-    context = ssl_context or default_ssl_context()
+    context = ssl_context or (default_ssl_context() if implicit_tls else None)
 
     def opening(seconds: float | None) -> Awaitable[AsyncioStream]:
         tls = context if implicit_tls else None

@@ -93,7 +93,6 @@ def connect_driver(
     """
     timeouts = timeouts or Timeouts()
     deadline = None if timeouts.total is None else time.monotonic() + timeouts.total
-    context = ssl_context or default_ssl_context()
     name = server_hostname or host
     seconds = _within(timeouts.connect, deadline)
     tunnel = Proxy.from_url(proxy) if isinstance(proxy, str) else proxy
@@ -109,6 +108,9 @@ def connect_driver(
     if implicit_tls:
         try:
             sock.settimeout(_within(timeouts.tls, deadline))
+            # A default context only here: loading the CA store costs ~23 ms a
+            # connection (bench/aio.py), and STARTTLS makes its own when needed.
+            context = ssl_context or default_ssl_context()
             sock = context.wrap_socket(sock, server_hostname=name)
         except BaseException as exc:
             sock.close()
@@ -120,7 +122,7 @@ def connect_driver(
         log_tls(sock, name)
     return SyncDriver(
         sock,
-        ssl_context=context,
+        ssl_context=ssl_context,
         server_hostname=name,
         timeouts=timeouts,
         deadline=deadline,

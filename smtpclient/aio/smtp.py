@@ -345,7 +345,9 @@ class SMTP:
         if self.local_hostname is None:
             # getfqdn can block for seconds on a resolver: never on the loop.
             self.local_hostname = await world.in_thread(socket.getfqdn)
-        context = await self._tls_context(world)
+        # Built only for implicit TLS here (starttls() builds its own): loading
+        # the CA store costs ~23 ms a connection (bench/aio.py).
+        context = await self._tls_context(world) if self.use_tls else None
         timeouts = self._stage_timeouts(timeout)
         if self.hostname is None and self.socket_path is None and self.sock is None:
             self.hostname = "localhost"
