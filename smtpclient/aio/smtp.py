@@ -489,10 +489,7 @@ class SMTP:
 
     async def _command(self, line: str, timeout: _Timeout = _default) -> Reply:
         conn = self._session()[0]
-        try:
-            command = CommandLine(line)
-        except LocalProtocolError as exc:
-            raise ValueError(str(exc)) from exc
+        command = _line(line)
         reply: Reply = await self._run(procedures.command(conn, command), timeout)
         return reply
 
@@ -881,12 +878,16 @@ class SMTP:
                     content=content,
                     timeout=timeout,
                 )
+            # Every line is checked before the first byte of the transaction
+            # (aiosmtplib sends MAIL, then finds a NUL in a recipient).
+            lines = [_line(self._rcpt_line(r, rcpt_options, encoding)) for r in recipients]
+            _line(self._mail_line(sender, mail_options, encoding))
             try:
                 await self.mail(sender, options=mail_options, encoding=encoding, timeout=timeout)
                 errors: dict[str, SMTPResponse] = {}
-                for recipient in recipients:
-                    line = self._rcpt_line(recipient, rcpt_options, encoding)
-                    seam.rcpt_outcome(errors, recipient, await self._command(line, timeout))
+                for recipient, line in zip(recipients, lines, strict=True):
+                    reply = await self._run(procedures.command(conn, line), timeout)
+                    seam.rcpt_outcome(errors, recipient, reply)
                 seam.recipients_outcome(errors, recipients)
                 response = await self.data(content, timeout=timeout)
             except (SMTPResponseException, SMTPRecipientsRefused):
@@ -906,8 +907,8 @@ class SMTP:
     ) -> tuple[dict[str, SMTPResponse], str]:
         """The transaction through the engine: one write for MAIL, every RCPT and DATA."""
         conn = self._session()[0]
-        rcpts = [CommandLine(line, r) for line, r in zip(rcpt_lines, recipients, strict=True)]
-        mail = CommandLine(mail_line)
+        rcpts = [_line(line, r) for line, r in zip(rcpt_lines, recipients, strict=True)]
+        mail = _line(mail_line)
         procedure = procedures.transaction(conn, mail, rcpts, content or b"\r\n")
         result = await self._run(procedure, timeout)
         self.last_transaction = result
@@ -1023,6 +1024,14 @@ def _handshake(conn: Connection) -> _Procedure[None]:
     """The TLS handshake after STARTTLS's 220 (the procedure's second half)."""
     yield UPGRADE_TLS
     conn.start_tls_done()
+
+
+def _line(text: str, recipient: str | None = None) -> CommandLine:
+    """A command line for the engine; CR, LF or NUL in it is ``ValueError`` (A4)."""
+    try:
+        return CommandLine(text, recipient)
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _no_separator(username: str | bytes, password: str | bytes) -> None:
