@@ -449,12 +449,16 @@ class TransactionResult:
             ``None`` if DATA was not sent.
         final_reply: the SMTP reply to the end of data (for LMTP, the first
             recipient's), or ``None`` if content was not sent.
+        reset: True if RSET was sent to close the transaction left open (no
+            recipient accepted, DATA or a chunk refused); its reply is not
+            kept.
     """
 
     mail_reply: Reply
     recipients: tuple[RecipientResult, ...]
     data_reply: Reply | None
     final_reply: Reply | None
+    reset: bool = False
 
     @property
     def accepted(self) -> tuple[str, ...]:
@@ -596,6 +600,7 @@ def transaction(
         # of ours: a permissive connection may follow a server out of step
         # into RCPT, and its caller decides, as smtplib's sendmail does.)
         yield from command(conn, Rset())
+        return _result(conn, rcpts, replies, data_reply, verdicts, reset=True)
     return _result(conn, rcpts, replies, data_reply, verdicts)
 
 
@@ -748,6 +753,8 @@ def _result(
     replies: list[Reply],
     data_reply: Reply | None,
     verdicts: list[Reply],
+    *,
+    reset: bool = False,
 ) -> TransactionResult:
     mail_reply = replies[0]
     # LMTP: one verdict per accepted RCPT, in their order (RFC 2033 §4.2);
@@ -777,4 +784,4 @@ def _result(
             reply = replies[-1]  # a 421 to a later command
         results.append(RecipientResult(recipient, reply, rcpt_reply))
     final = verdicts[0] if verdicts else None
-    return TransactionResult(mail_reply, tuple(results), data_reply, final)
+    return TransactionResult(mail_reply, tuple(results), data_reply, final, reset)

@@ -136,6 +136,7 @@ def test_every_recipient_refused_skips_data_without_pipelining() -> None:
     replay.written = b""
     result = replay.run(procedures.send_mail(conn, "a@b.test", ["bad@y.test"], b"x"))
     assert replay.written == b"MAIL FROM:<a@b.test>\r\nRCPT TO:<bad@y.test>\r\nRSET\r\n"
+    assert result.reset
     assert result.data_reply is None and not result.delivered
     assert conn.state is sc.State.READY
 
@@ -146,6 +147,7 @@ def test_refused_sender_without_pipelining() -> None:
     replay.written = b""
     result = replay.run(procedures.send_mail(conn, "a@b.test", ["x@y.test", "z@y.test"], b"x"))
     assert replay.written == b"MAIL FROM:<a@b.test>\r\n"
+    assert not result.reset  # no transaction of ours was opened
     assert [(r.status, r.rcpt_reply) for r in result.recipients] == [("temporary", None)] * 2
     assert result.refused["x@y.test"].code == 451
 
@@ -156,6 +158,7 @@ def test_pipelined_data_refused_then_rset() -> None:
     replay.written = b""
     result = replay.run(procedures.send_mail(conn, "a@b.test", ["x@y.test"], b"x"))
     assert replay.written.endswith(b"DATA\r\nRSET\r\n")
+    assert result.reset
     assert result.recipients[0].reply.code == 554
     assert result.recipients[0].status == "permanent"
 

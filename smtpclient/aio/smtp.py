@@ -71,7 +71,7 @@ __all__ = ["DEFAULT_TIMEOUT", "SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_T
 SMTP_PORT = 25
 SMTP_TLS_PORT = 465
 SMTP_STARTTLS_PORT = 587
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 60  # an int, as aiosmtplib's (SMTP().timeout == 60)
 #: RFC 5321 §4.5.3.2.6: the server may be delivering the message while the
 #: client waits for the reply to the final dot; cutting that wait short is
 #: what leaves a message's fate unknown, so it is never shorter than this.
@@ -526,7 +526,7 @@ class SMTP:
         name = _hostname(hostname, "hostname") or self.local_hostname or "localhost"
         verb = "LHLO" if self.lmtp else "EHLO"
         answer = seam.response(await self._command(f"{verb} {name}", timeout))
-        if answer.code // 100 != 2:
+        if answer.code != 250:  # aiosmtplib's test: another 2yz falls back to HELO
             raise SMTPHeloError(answer.code, answer.message)
         self.last_ehlo_response = answer
         return answer
@@ -541,7 +541,7 @@ class SMTP:
         """
         name = _hostname(hostname, "hostname") or self.local_hostname or "localhost"
         answer = seam.response(await self._command(f"HELO {name}", timeout))
-        if answer.code // 100 != 2:
+        if answer.code != 250:
             raise SMTPHeloError(answer.code, answer.message)
         self.last_helo_response = answer
         return answer
@@ -915,7 +915,9 @@ class SMTP:
         try:
             errors, text = seam.transaction_outcome(result, sender, recipients)
         except (SMTPResponseException, SMTPRecipientsRefused):
-            if self.is_connected and conn.state is State.READY:
+            # aiosmtplib resets after every refusal; the engine did already
+            # when it left a transaction open (every RCPT or DATA refused).
+            if self.is_connected and not result.reset:
                 await self._quiet_rset(timeout)
             raise
         if self.lmtp:
@@ -959,12 +961,15 @@ class SMTP:
         mail_options = list(mail_options or ())
         await self._ehlo_or_helo_if_needed()
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
+        given = [option.lower() for option in mail_options]
         if utf8:
             if not self.supports_extension("smtputf8"):
                 raise SMTPNotSupported("An address containing non-ASCII characters was provided")
-            mail_options.append("SMTPUTF8")
+            if "smtputf8" not in given:
+                mail_options.append("SMTPUTF8")
         if self.supports_extension("8bitmime"):
-            mail_options.append("BODY=8BITMIME")
+            if "body=8bitmime" not in given:
+                mail_options.append("BODY=8BITMIME")
             flat = flatten_message(message, utf8=utf8, cte_type="8bit")
         else:
             flat = flatten_message(message, utf8=utf8, cte_type="7bit")
