@@ -9,13 +9,15 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 import trio
 import trustme
-from aiosmtpd.controller import Controller
+from aiosmtpd.controller import Controller, UnixSocketController
+from aiosmtpd.lmtp import LMTP as AioLMTP
 
 import smtpclient.aio as aiosmtplib
 from smtp_core import Timeouts
@@ -30,6 +32,7 @@ from tests.servers import (
     ContentKeeper,
     ScriptedServer,
     Step,
+    _Handler,
     password_authenticator,
     running_controller,
     server_tls_context,
@@ -385,3 +388,63 @@ def test_bytes_after_the_starttls_220_are_refused() -> None:
             assert not smtp.is_connected
 
         _on_asyncio(main)
+
+
+def test_chunking_and_per_recipient_results(postfix_server: PostfixServer) -> None:
+    rcpts = [f"bdat{index}-{time.time_ns()}@{TEST_DOMAIN}" for index in range(2)]
+    unknown = f"nobody@{time.time_ns()}.invalid"
+    writes: list[bytes] = []
+
+    async def main() -> None:
+        smtp = aiosmtplib.SMTP(
+            hostname=postfix_server.host, port=postfix_server.port, chunking=True
+        )
+        await smtp.connect()
+        assert smtp._driver is not None
+
+        def record(direction: str, data: bytes) -> None:
+            if direction == "send":
+                writes.append(data)
+
+        smtp._driver.trace = record
+        errors, _ = await smtp.sendmail("a@client.test", [*rcpts, unknown], MESSAGE)
+        assert list(errors) == [unknown]
+        assert smtp.last_transaction is not None
+        statuses = [r.status for r in smtp.last_transaction.recipients]
+        assert statuses[:2] == ["accepted", "accepted"]
+        assert statuses[2] in ("temporary", "permanent")
+        await smtp.quit()
+
+    _on_asyncio(main)
+    assert any(b"BDAT " in w and b" LAST\r\n" in w for w in writes)
+    assert not any(w.startswith(b"DATA") or b"\r\nDATA\r\n" in w for w in writes)
+    for rcpt in rcpts:
+        postfix_server.wait_for_messages(1, recipient=rcpt)
+
+
+def test_lmtp_over_a_unix_socket(tmp_path: Path) -> None:
+    handler = _Handler(lmtp=True)
+
+    class LMTPController(UnixSocketController):
+        def factory(self) -> AioLMTP:
+            return AioLMTP(self.handler, **self.SMTP_kwargs)
+
+    path = tmp_path / "lmtp.sock"
+    controller = LMTPController(handler, unix_socket=str(path), decode_data=False)
+    controller.start()
+    try:
+
+        async def main() -> None:
+            async with aiosmtplib.SMTP(socket_path=str(path), lmtp=True) as smtp:
+                errors, _ = await smtp.sendmail(
+                    "a@c.test", ["one@x.test", "reject@x.test", "two@x.test"], MESSAGE
+                )
+                assert list(errors) == ["reject@x.test"]
+                assert smtp.last_transaction is not None
+                replies = [r.reply.text for r in smtp.last_transaction.recipients]
+                assert "<two@x.test> delivered" in replies[2]
+
+        _on_asyncio(main)
+    finally:
+        controller.stop()
+    assert [m.rcpt_tos for m in handler.messages] == [["one@x.test", "two@x.test"]]

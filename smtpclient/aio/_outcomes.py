@@ -207,12 +207,14 @@ def final_outcome(reply: Reply | None) -> str:
 
 
 def transaction_outcome(
-    result: TransactionResult, sender: str, recipients: Sequence[str]
+    result: TransactionResult, sender: str, recipients: Sequence[str], *, chunking: bool = False
 ) -> tuple[Errors, str]:
     """A6 for a transaction the engine ran (pipelined): ``(errors, text)`` or the exception.
 
     The same checks as the one-command path, in its order.  ``result.recipients``
-    are in the order of ``recipients``, which key the dict.
+    are in the order of ``recipients``, which key the dict.  With ``chunking``
+    there is no DATA: the reply to the last BDAT (or to a refused chunk) is
+    the end of data's.
     """
     mail_outcome(result.mail_reply, sender)
     errors: Errors = {}
@@ -221,9 +223,10 @@ def transaction_outcome(
             raise SMTPServerDisconnected("Unexpected EOF received")  # a 421 came first
         rcpt_outcome(errors, name, recipient.rcpt_reply)
     recipients_outcome(errors, recipients)
-    if result.data_reply is None:
-        raise SMTPServerDisconnected("Unexpected EOF received")
-    data_outcome(result.data_reply)
+    if not chunking:
+        if result.data_reply is None:
+            raise SMTPServerDisconnected("Unexpected EOF received")
+        data_outcome(result.data_reply)
     return errors, final_outcome(result.final_reply)
 
 

@@ -111,6 +111,8 @@ class SMTP:
         auth_in_clear: allow AUTH before TLS (default False: credentials are
             refused in the clear, even if an attacker stripped STARTTLS).
         lmtp: speak LMTP (LHLO, one verdict per recipient).
+        chunking: send messages with BDAT (RFC 3030) when the server offers
+            CHUNKING (default False: DATA, as aiosmtplib).
         proxy: reach the server through a SOCKS5, SOCKS4a or HTTP CONNECT
             proxy (``"socks5://user:pass@host:port"`` or a
             :class:`transports.proxy.Proxy`); the proxy resolves ``hostname``.
@@ -143,6 +145,7 @@ class SMTP:
         auth_in_clear: bool = False,
         lmtp: bool = False,
         proxy: Proxy | str | None = None,
+        chunking: bool = False,
     ) -> None:
         self.hostname = hostname
         self.port = port
@@ -165,6 +168,7 @@ class SMTP:
         self.pipelining = pipelining
         self.auth_in_clear = auth_in_clear
         self.lmtp = lmtp
+        self.chunking = chunking
         self.proxy = Proxy.from_url(proxy) if isinstance(proxy, str) else proxy
         self._validate()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -867,7 +871,9 @@ class SMTP:
             if self.supports_extension("size"):
                 mail_options.insert(0, f"size={_normalised_length(content)}")
             conn = self._session()[0]
-            if recipients and (self.lmtp or (self.pipelining and conn.extensions.pipelining)):
+            ext = conn.extensions
+            bdat = self.chunking and ext.chunking
+            if recipients and (self.lmtp or bdat or (self.pipelining and ext.pipelining)):
                 mail = self._mail_line(sender, mail_options, encoding)
                 rcpts = [self._rcpt_line(r, rcpt_options, encoding) for r in recipients]
                 return await self._pipelined(
@@ -905,15 +911,21 @@ class SMTP:
         content: bytes,
         timeout: _Timeout,
     ) -> tuple[dict[str, SMTPResponse], str]:
-        """The transaction through the engine: one write for MAIL, every RCPT and DATA."""
+        """The transaction through the engine: one write for MAIL, every RCPT and DATA.
+
+        Also the path of BDAT (``chunking``) and LMTP, with or without PIPELINING.
+        """
         conn = self._session()[0]
         rcpts = [_line(line, r) for line, r in zip(rcpt_lines, recipients, strict=True)]
         mail = _line(mail_line)
-        procedure = procedures.transaction(conn, mail, rcpts, content or b"\r\n")
+        chunking = self.chunking and conn.extensions.chunking
+        procedure = procedures.transaction(
+            conn, mail, rcpts, content or b"\r\n", chunking=chunking, pipelining=self.pipelining
+        )
         result = await self._run(procedure, timeout)
         self.last_transaction = result
         try:
-            errors, text = seam.transaction_outcome(result, sender, recipients)
+            errors, text = seam.transaction_outcome(result, sender, recipients, chunking=chunking)
         except (SMTPResponseException, SMTPRecipientsRefused):
             # aiosmtplib resets after every refusal; the engine did already
             # when it left a transaction open (every RCPT or DATA refused).
