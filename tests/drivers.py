@@ -72,6 +72,7 @@ class World:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         proxy: str | None = None,
+        source_address: tuple[str, int] | None = None,
         timeouts: Timeouts | None = None,
     ) -> Driver:
         """A driver connected to ``host:port`` (through ``proxy`` if given)."""
@@ -80,6 +81,7 @@ class World:
             "ssl_context": ssl_context,
             "server_hostname": server_hostname,
             "proxy": proxy,
+            "source_address": source_address,
             "timeouts": timeouts,
         }
         if self.module is sync:

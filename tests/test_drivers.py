@@ -17,6 +17,7 @@ import tracemalloc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -646,3 +647,70 @@ def test_through_a_real_proxy_with_starttls(world: World, ca: trustme.CA, kind: 
 
         world.run(body)
     assert keeper.contents == [MESSAGE]
+
+
+class PeerRecorder(ContentKeeper):
+    """Keeps each message and the address it came from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peers: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.peers.append(session.peer[0])
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_source_address(world: World) -> None:
+    recorder = PeerRecorder()
+    with running_controller(recorder) as controller:
+
+        async def body(world: World) -> None:
+            conn = Connection(tls_policy="none")
+            driver = await world.connect(
+                "127.0.0.1", controller.port, source_address=("127.0.0.2", 0), timeouts=SHORT
+            )
+            try:
+                await driver.run(procedures.handshake(conn, "client.test"))
+                await driver.run(procedures.send_mail(conn, "a@c.test", ["b@x.test"], MESSAGE))
+                await driver.run(procedures.quit(conn))
+            finally:
+                await driver.aclose()
+
+        world.run(body)
+    assert recorder.peers == ["127.0.0.2"]
+
+
+def test_the_overall_deadline_bounds_stages_that_each_have_time(world: World) -> None:
+    # Every reply comes in 0.2 s, well inside its stage's 5 s; the whole
+    # session may take 0.5 s.
+    script: list[Step] = [
+        ("sleep", 200),
+        b"220 scripted.test ESMTP\r\n",
+        ("expect", 1),
+        ("sleep", 200),
+        b"250 scripted.test\r\n",
+        ("expect", 1),
+        ("sleep", 200),
+        b"250 ok\r\n",
+        ("expect", 1),
+        ("sleep", 200),
+        b"250 ok\r\n",
+    ]
+    with ScriptedServer(script) as server:
+
+        async def body(world: World) -> None:
+            conn = Connection(tls_policy="none")
+            timeouts = dataclasses.replace(SHORT, total=0.5)
+            driver = await world.connect(server.host, server.port, timeouts=timeouts)
+            try:
+                with pytest.raises(StageTimeout) as raised:
+                    await driver.run(procedures.handshake(conn, "client.test"))
+                    await driver.run(procedures.send_mail(conn, *SEND))
+                assert raised.value.overall
+                assert raised.value.stage in (Stage.MAIL, Stage.RCPT)
+                assert conn.state is State.CLOSED
+            finally:
+                await driver.aclose()
+
+        world.run(body)
