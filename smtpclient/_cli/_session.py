@@ -30,6 +30,7 @@ from smtp_core import (
     TranscriptRecorder,
     procedures,
 )
+from transports._logging import chain, transcript_trace
 from transports.sync import SyncDriver, connect
 
 from ._args import _Options
@@ -235,7 +236,8 @@ class _Session:
             sock,
             ssl_context=context,
             server_hostname=self.server_name,
-            trace=self.trace,
+            # The library's transcript log too, when the application turned it on.
+            trace=chain(self.trace, transcript_trace(str(target))),
             reply_timeout=opts.timeout,
         )
 
