@@ -317,3 +317,13 @@ def test_pipelined_bdat_421_to_a_chunk_is_the_answer() -> None:
     result: sc.TransactionResult = stop.value.value
     assert result.final_reply is not None and result.final_reply.code == 421
     assert result.recipients[0].status == "temporary"
+
+
+def test_reset_during_the_pipelined_group_write_closes_the_connection() -> None:
+    conn = greeted()
+    proc = procedures.send_mail(conn, "a@b.test", ["c@d.test"], b"hi\r\n")
+    group = next(proc)
+    assert isinstance(group, sc.Write) and group.data.startswith(b"MAIL FROM:")
+    with pytest.raises(ConnectionResetError):
+        proc.throw(ConnectionResetError())
+    assert state_of(conn) is State.CLOSED
