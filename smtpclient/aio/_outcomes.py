@@ -80,6 +80,7 @@ __all__ = [
 ]
 
 Errors = dict[str, SMTPResponse]
+Refusals = list[SMTPRecipientRefused]
 
 
 class SMTPConnectStageTimeoutError(SMTPStageTimeoutError, SMTPConnectTimeoutError):
@@ -175,18 +176,22 @@ def mail_outcome(reply: Reply, sender: str) -> None:
         raise SMTPSenderRefused(answer.code, answer.message, sender)
 
 
-def rcpt_outcome(errors: Errors, recipient: str, reply: Reply) -> None:
-    """A6, one RCPT: not 2yz goes into ``errors``."""
+def rcpt_outcome(refusals: Refusals, recipient: str, reply: Reply) -> None:
+    """A6, one RCPT: not 2yz goes into ``refusals``, in order (a recipient given twice, twice)."""
     if not reply.is_positive:
-        errors[recipient] = response(reply)
+        answer = response(reply)
+        refusals.append(SMTPRecipientRefused(answer.code, answer.message, recipient))
 
 
-def recipients_outcome(errors: Errors, recipients: Sequence[str]) -> None:
-    """A6, after the last RCPT: every recipient refused is ``SMTPRecipientsRefused``."""
-    if len(errors) >= len(recipients):
-        raise SMTPRecipientsRefused(
-            [SMTPRecipientRefused(r.code, r.message, name) for name, r in errors.items()]
-        )
+def recipients_outcome(refusals: Refusals, recipients: Sequence[str]) -> Errors:
+    """A6, after the last RCPT: every RCPT refused is ``SMTPRecipientsRefused``.
+
+    Returns:
+        The ``errors`` dict: each refused recipient's reply (the last, if given twice).
+    """
+    if len(refusals) == len(recipients):
+        raise SMTPRecipientsRefused(refusals)
+    return {r.recipient: SMTPResponse(r.code, r.message) for r in refusals}
 
 
 def data_outcome(reply: Reply) -> None:
@@ -217,12 +222,12 @@ def transaction_outcome(
     the end of data's.
     """
     mail_outcome(result.mail_reply, sender)
-    errors: Errors = {}
+    refusals: Refusals = []
     for name, recipient in zip(recipients, result.recipients, strict=True):
         if recipient.rcpt_reply is None:
             raise SMTPServerDisconnected("Unexpected EOF received")  # a 421 came first
-        rcpt_outcome(errors, name, recipient.rcpt_reply)
-    recipients_outcome(errors, recipients)
+        rcpt_outcome(refusals, name, recipient.rcpt_reply)
+    errors = recipients_outcome(refusals, recipients)
     if not chunking:
         if result.data_reply is None:
             raise SMTPServerDisconnected("Unexpected EOF received")

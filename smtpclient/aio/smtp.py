@@ -602,17 +602,21 @@ class SMTP:
         return parsed
 
     async def quit(self, *, timeout: _Timeout = _default) -> SMTPResponse:
-        """Send QUIT and close; a close instead of the reply counts as ``(221, "")``."""
+        """Send QUIT and close; a close instead of the reply counts as ``(221, "")``.
+
+        Raises:
+            SMTPResponseException: the reply was not 221; the connection stays
+                open, as aiosmtplib leaves it.
+        """
         conn = self._session()[0]
-        try:
-            reply = await self._run(procedures.quit(conn), timeout)
-        finally:
-            self.close()
+        reply = await self._run(procedures.quit(conn), timeout)
         if reply is None:
+            self.close()
             return SMTPResponse(221, "")
         answer = seam.response(reply)
         if answer.code != 221:
             raise SMTPResponseException(answer.code, answer.message)
+        self.close()
         return answer
 
     def close(self) -> None:
@@ -890,11 +894,11 @@ class SMTP:
             _line(self._mail_line(sender, mail_options, encoding))
             try:
                 await self.mail(sender, options=mail_options, encoding=encoding, timeout=timeout)
-                errors: dict[str, SMTPResponse] = {}
+                refusals: seam.Refusals = []
                 for recipient, line in zip(recipients, lines, strict=True):
                     reply = await self._run(procedures.command(conn, line), timeout)
-                    seam.rcpt_outcome(errors, recipient, reply)
-                seam.recipients_outcome(errors, recipients)
+                    seam.rcpt_outcome(refusals, recipient, reply)
+                errors = seam.recipients_outcome(refusals, recipients)
                 response = await self.data(content, timeout=timeout)
             except (SMTPResponseException, SMTPRecipientsRefused):
                 await self._quiet_rset(timeout)
@@ -1044,11 +1048,15 @@ def _handshake(conn: Connection) -> _Procedure[None]:
 
 
 def _line(text: str, recipient: str | None = None) -> CommandLine:
-    """A command line for the engine; CR, LF or NUL in it is ``ValueError`` (A4)."""
-    try:
-        return CommandLine(text, recipient)
-    except LocalProtocolError as exc:
-        raise ValueError(str(exc)) from exc
+    """A command line for the engine; a control character in it is ``ValueError`` (A4).
+
+    The engine refuses CR, LF and NUL; aiosmtplib refuses every C0 control and
+    DEL in a command, and so does this face (an address with one is sent by
+    neither).
+    """
+    if _CONTROL.search(text):
+        raise ValueError(f"Command line contains a prohibited control character: {text!r}")
+    return CommandLine(text, recipient)
 
 
 def _no_separator(username: str | bytes, password: str | bytes) -> None:
