@@ -1071,5 +1071,6 @@ def _as_dict(timeouts: Timeouts) -> dict[str, float | None]:
 
 
 def _close_later(driver: AsyncDriver) -> None:
-    """Close a non-asyncio stream from sync code: soon, on its own loop."""
-    current_world().close_soon(driver.aclose)
+    """Close a stream from sync code: soon, on its own loop (none running: the GC closes it)."""
+    with contextlib.suppress(RuntimeError):
+        current_world().close_soon(driver.aclose)
