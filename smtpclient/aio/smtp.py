@@ -503,9 +503,9 @@ class SMTP:
         Raises:
             ValueError: a control character in an argument (nothing is sent).
         """
+        self._session()  # not connected first, as aiosmtplib
         if any(_CONTROL.search(arg.decode("latin-1")) for arg in args):
             raise ValueError("Command arguments must not contain control characters")
-        self._session()
         line = b" ".join(args).decode("utf-8", "surrogateescape")
         return seam.response(await self._command(line, timeout))
 
@@ -920,7 +920,11 @@ class SMTP:
         Also the path of BDAT (``chunking``) and LMTP, with or without PIPELINING.
         """
         conn = self._session()[0]
-        rcpts = [_line(line, r) for line, r in zip(rcpt_lines, recipients, strict=True)]
+        # The engine keeps the address as parse_address made it (CR/LF
+        # dropped, as on the line), not as the caller spelt it.
+        rcpts = [
+            _line(line, parse_address(r)) for line, r in zip(rcpt_lines, recipients, strict=True)
+        ]
         mail = _line(mail_line)
         chunking = self.chunking and conn.extensions.chunking
         procedure = procedures.transaction(
