@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.message
 import re
 import socket
@@ -218,7 +219,7 @@ class SMTP:
         if timeout is None:
             return Timeouts.every(None)
         every = Timeouts.every(timeout)
-        return Timeouts(**{**_as_dict(every), "data_end": max(timeout, DATA_END_TIMEOUT)})
+        return dataclasses.replace(every, data_end=max(timeout, DATA_END_TIMEOUT))
 
     # -- state -------------------------------------------------------------------------
 
@@ -1068,10 +1069,6 @@ def _no_separator(username: str | bytes, password: str | bytes) -> None:
     for value in (username, password):
         if (b"\0" if isinstance(value, bytes) else "\0") in value:  # type: ignore[operator]
             raise ValueError("a NUL in a user name or password would corrupt AUTH PLAIN")
-
-
-def _as_dict(timeouts: Timeouts) -> dict[str, float | None]:
-    return {name: getattr(timeouts, name) for name in Timeouts.__dataclass_fields__}
 
 
 def _close_later(driver: AsyncDriver) -> None:
