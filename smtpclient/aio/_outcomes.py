@@ -32,7 +32,6 @@ for it, here and nowhere else, by six rules (the smtplib face's seam,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
 
 from smtp_core import (
     Greeting,
@@ -233,8 +232,3 @@ def transaction_outcome(
             raise SMTPServerDisconnected("Unexpected EOF received")
         data_outcome(result.data_reply)
     return errors, final_outcome(result.final_reply)
-
-
-def fail(exc: BaseException) -> NoReturn:
-    """Raise :func:`engine_error` of ``exc`` from it."""
-    raise engine_error(exc) from exc
