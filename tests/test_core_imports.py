@@ -85,6 +85,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("_checks",),  # defines TLSPolicy, which _connection re-exports
     ("_connection",),
     ("_procedures",),
+    ("pool",),  # the pool's scheduler: decisions on top of the procedures' results
     ("__init__",),
 )
 
