@@ -19,9 +19,11 @@ from smtp_core.pool import (
 )
 
 from ._session import Session, message_from
+from ._tasks import AsyncPool
 from ._threads import Pool
 
 __all__ = [
+    "AsyncPool",
     "Message",
     "MessageResult",
     "Policy",

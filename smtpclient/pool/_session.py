@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 from smtp_core import Connection, Noop, Procedure, Reply, State, TransactionResult, procedures
-from smtp_core.pool import Action, Check, Close, Message, Open, Send
+from smtp_core.pool import Action, Check, Close, Message, Open, Outcome, Send
 from transports import Timeouts, default_ssl_context
 from transports.proxy import Proxy
 
@@ -147,7 +147,7 @@ class Session:
             auth_in_clear=self.auth_in_clear,
         )
 
-    def procedure(self, action: Action, conn: Connection) -> Procedure[object] | None:
+    def procedure(self, action: Action, conn: Connection) -> Procedure[Outcome] | None:
         """What ``action`` runs on ``conn`` (``None``: nothing; a ``Close`` without QUIT)."""
         if isinstance(action, Open):
             return self._open(conn)

@@ -203,7 +203,7 @@ class Pool:
                     driver = self._connect(session)
                 procedure = session.procedure(action, conn)
                 if procedure is not None and driver is not None:
-                    outcome = driver.run(procedure)  # type: ignore[assignment]
+                    outcome = driver.run(procedure)
             except Exception as exc:
                 outcome = exc
             if isinstance(action, Close):

@@ -1,0 +1,236 @@
+"""The asynchronous pool: the scheduler in one task, each connection in its own.
+
+The same loop for asyncio, trio and anyio: only the runtime (tasks, a wake-up
+flag, the clock) and the driver's ``connect`` differ.  Everything runs on the
+event loop's thread, so a connection's task reports straight to the scheduler
+and sets the flag that wakes the scheduler's task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Literal
+
+from smtp_core.pool import Action, Close, Message, MessageResult, Open, Outcome, Policy, Scheduler
+from transports import AsyncDriver
+
+from ._runtime import Flag, Runtime, TaskGroup, current_runtime
+from ._session import Session
+
+__all__ = ["AsyncPool"]
+
+log = logging.getLogger("smtpclient.pool")
+
+AsyncConnect = Callable[[Session], Awaitable[AsyncDriver]]
+Transport = Literal["asyncio", "trio", "anyio"]
+
+
+class _Waiter:
+    """Results for one caller: those it waits for, as they settle."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.flag = runtime.flag()
+        self.results: deque[MessageResult] = deque()
+
+    def put(self, result: MessageResult) -> None:
+        self.results.append(result)
+        self.flag.set()
+
+    async def get(self) -> MessageResult:
+        while not self.results:
+            await self.flag.wait(None)
+        return self.results.popleft()
+
+
+class AsyncPool:
+    """Send many messages over at most ``policy.max_connections`` connections, as tasks.
+
+    Runs on asyncio or trio (directly or through anyio)::
+
+        async with AsyncPool(Session(host="mail.example.com", tls="required"),
+                             Policy(max_connections=10, rate_limit=100)) as pool:
+            async for result in pool.send_many(messages):
+                ...
+
+    Leaving the ``async with`` waits for every message's result and closes
+    every connection with QUIT; leaving it by an exception cancels what is
+    under way.
+
+    Args:
+        session: where to connect and how (see :class:`Session`).
+        policy: the limits (see :class:`~smtp_core.pool.Policy`).
+        on_result: called with each result as it settles (keep it short;
+            exceptions are logged and ignored).
+        transport: the driver: ``"asyncio"``, ``"trio"`` or ``"anyio"``
+            (default: the running loop's own).
+        connect: makes a connected driver for the session, instead of the
+            transport's ``connect`` (for custom transports).
+    """
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        policy: Policy | None = None,
+        *,
+        on_result: Callable[[MessageResult], None] | None = None,
+        transport: Transport | None = None,
+        connect: AsyncConnect | None = None,
+    ) -> None:
+        if transport not in (None, "asyncio", "trio", "anyio"):
+            raise ValueError(f"transport must be asyncio, trio or anyio: {transport!r}")
+        self.session = session if session is not None else Session()
+        self.scheduler = Scheduler(policy)
+        self._on_result = on_result
+        self._transport = transport
+        self._connect = connect
+        self._waiters: dict[int, _Waiter] = {}
+        self._inboxes: dict[int, tuple[deque[Action], Flag]] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._runtime: Runtime | None = None
+        self._wake: Flag | None = None
+        self._group: TaskGroup | None = None
+
+    # -- the caller's side -------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncPool:
+        runtime = self._runtime = current_runtime()
+        self._wake = runtime.flag()
+        if self._connect is None:
+            name = self._transport or runtime.name
+            module = importlib.import_module(f"transports.{name}")
+            connect = module.connect
+            session = self.session
+
+            async def default_connect(session: Session = session) -> AsyncDriver:
+                driver: AsyncDriver = await connect(
+                    session.host, session.target_port, **session.connect_arguments()
+                )
+                return driver
+
+            self._connect = default_connect
+        # getfqdn may wait seconds on a resolver: never on the loop.
+        await runtime.in_thread(lambda: self.session.ehlo_name)
+        self._group = await self._stack.enter_async_context(runtime.task_group())
+        self._group.start(self._run)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.scheduler.finish()
+        else:
+            self.scheduler.cancel()
+        self._poke()
+        await self._stack.__aexit__(kind, exc, tb)
+
+    async def send(self, message: Message) -> MessageResult:
+        """Queue ``message`` and wait for its result."""
+        waiter = self._submit(message, None)
+        return await waiter.get()
+
+    async def send_many(self, messages: Iterable[Message]) -> AsyncIterator[MessageResult]:
+        """Queue every message, then yield their results as they settle."""
+        waiter: _Waiter | None = None
+        count = 0
+        for message in messages:
+            waiter = self._submit(message, waiter)
+            count += 1
+        for _ in range(count):
+            assert waiter is not None
+            yield await waiter.get()
+
+    def _submit(self, message: Message, waiter: _Waiter | None) -> _Waiter:
+        if self._runtime is None:
+            raise RuntimeError("use the pool inside 'async with'")
+        if id(message) in self._waiters:
+            raise ValueError("this message is in the pool already")
+        self.scheduler.submit(message)
+        waiter = waiter or _Waiter(self._runtime)
+        self._waiters[id(message)] = waiter
+        self._poke()
+        return waiter
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- the scheduler's task ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        runtime, scheduler, wake = self._runtime, self.scheduler, self._wake
+        assert runtime is not None
+        assert wake is not None
+        assert self._group is not None
+        while True:
+            self._deliver(scheduler.results())
+            if scheduler.done:
+                return
+            now = runtime.now()
+            actions = scheduler.poll(now)
+            for action in actions:
+                if isinstance(action, Open):
+                    inbox: tuple[deque[Action], Flag] = (deque([action]), runtime.flag())
+                    self._inboxes[action.conn] = inbox
+                    self._group.start(self._connection, inbox)
+                else:
+                    actions_of, flag = self._inboxes[action.conn]
+                    actions_of.append(action)
+                    flag.set()
+                    if isinstance(action, Close):
+                        del self._inboxes[action.conn]
+            if not actions:
+                deadline = scheduler.deadline()
+                await wake.wait(None if deadline is None else max(0.0, deadline - now))
+
+    def _deliver(self, settled: list[MessageResult]) -> None:
+        for result in settled:
+            waiter = self._waiters.pop(id(result.message), None)
+            if waiter is not None:
+                waiter.put(result)
+            if self._on_result is not None:
+                try:
+                    self._on_result(result)
+                except Exception:
+                    log.exception("on_result raised; the pool goes on")
+
+    # -- a connection's task -----------------------------------------------------------
+
+    async def _connection(self, inbox: tuple[deque[Action], Flag]) -> None:
+        actions, flag = inbox
+        runtime, session = self._runtime, self.session
+        assert runtime is not None
+        assert self._connect is not None
+        driver: AsyncDriver | None = None
+        conn = session.connection()
+        try:
+            while True:
+                while not actions:
+                    await flag.wait(None)
+                action = actions.popleft()
+                outcome: Outcome = None
+                try:
+                    if isinstance(action, Open):
+                        driver = await self._connect(session)
+                    procedure = session.procedure(action, conn)
+                    if procedure is not None and driver is not None:
+                        outcome = await driver.run(procedure)
+                except Exception as exc:
+                    outcome = exc
+                if isinstance(action, Close):
+                    if driver is not None:
+                        await runtime.close_quietly(driver.aclose)
+                        driver = None
+                    outcome = None
+                self.scheduler.report(action, outcome, runtime.now())
+                self._poke()
+                if isinstance(action, Close):
+                    return
+        finally:
+            if driver is not None:  # cancelled: the socket closes all the same
+                await runtime.close_quietly(driver.aclose)
