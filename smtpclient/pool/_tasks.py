@@ -94,12 +94,16 @@ class AsyncPool:
         self._runtime: Runtime | None = None
         self._wake: Flag | None = None
         self._group: TaskGroup | None = None
+        self._feed: _Waiter | None = None  # the results of submit()
+        self._fed = 0  # submitted and not yet taken from results()
+        self._finishing = False
 
     # -- the caller's side -------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncPool:
         runtime = self._runtime = current_runtime()
         self._wake = runtime.flag()
+        self._feed = _Waiter(runtime)
         if self._connect is None:
             name = self._transport or runtime.name
             module = importlib.import_module(f"transports.{name}")
@@ -122,11 +126,9 @@ class AsyncPool:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is None:
-            self.scheduler.finish()
-        else:
+        if exc is not None:
             self.scheduler.cancel()
-        self._poke()
+        self.finish()
         await self._stack.__aexit__(kind, exc, tb)
 
     async def send(self, message: Message) -> MessageResult:
@@ -144,6 +146,39 @@ class AsyncPool:
         for _ in range(count):
             assert waiter is not None
             yield await waiter.get()
+
+    def submit(self, message: Message) -> None:
+        """Queue ``message``; its result comes out of :meth:`results` (and ``on_result``)."""
+        if self._feed is None:
+            raise RuntimeError("use the pool inside 'async with'")
+        self._submit(message, self._feed)
+        self._fed += 1
+
+    def finish(self) -> None:
+        """Take no more messages: :meth:`results` ends after the last one's result."""
+        self._finishing = True
+        self.scheduler.finish()
+        self._poke()
+        if self._feed is not None:
+            self._feed.flag.set()
+
+    async def results(self) -> AsyncIterator[MessageResult]:
+        """The results of the messages given to :meth:`submit`, as they settle.
+
+        Ends once :meth:`finish` was called (or the ``async with`` left) and
+        every one of them has its result.
+        """
+        feed = self._feed
+        if feed is None:
+            raise RuntimeError("use the pool inside 'async with'")
+        while True:
+            if feed.results:
+                self._fed -= 1
+                yield feed.results.popleft()
+            elif self._fed == 0 and self._finishing:
+                return
+            else:
+                await feed.flag.wait(None)
 
     def _submit(self, message: Message, waiter: _Waiter | None) -> _Waiter:
         if self._runtime is None:

@@ -1,0 +1,351 @@
+"""The pool's faces: ``Pool`` and ``AsyncPool`` as a user calls them, against real peers.
+
+The scheduler's rules are proved in ``test_pool_scheduler.py`` and the
+bulk, 421, 452 and timeout cases against postfix and aiosmtpd in
+``test_pool_real.py``; here: the API's contracts (building messages, the
+session's settings, misuse, the results feed, closing and cancelling), and
+the fail-fast rules seen from a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.message
+import logging
+import socket
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+import trio
+
+from smtp_core import LocalProtocolError
+from smtpclient.pool import (
+    AsyncPool,
+    Message,
+    MessageResult,
+    Policy,
+    Pool,
+    PoolClosed,
+    Session,
+    message_from,
+)
+from tests._postfix import free_port
+from tests.servers import AiosmtpdServer
+from transports import Timeouts
+from transports.sync import SyncDriver, connect_driver
+
+Runner = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
+
+
+def run_asyncio(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(main())
+
+
+def run_trio(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    trio.run(main)
+
+
+ASYNC_WORLDS = [pytest.param(run_asyncio, id="asyncio"), pytest.param(run_trio, id="trio")]
+
+
+def plain(server: AiosmtpdServer, **fields: Any) -> Session:
+    return Session(
+        host=server.host, port=server.port, tls="none", local_hostname="client.test", **fields
+    )
+
+
+def note(n: int, *recipients: str) -> Message:
+    to = recipients or (f"user{n}@example.test",)
+    return Message("sender@example.test", to, f"Subject: {n}\r\n\r\nbody {n}\r\n".encode(), key=n)
+
+
+def status(result: MessageResult) -> str:
+    return result.status
+
+
+# -- building messages ---------------------------------------------------------------
+
+
+def test_message_from_an_email_message_reads_the_envelope_and_drops_bcc() -> None:
+    msg = email.message.EmailMessage()
+    msg["From"] = "Ann <ann@example.test>"
+    msg["To"] = "bob@example.test"
+    msg["Bcc"] = "hidden@example.test"
+    msg.set_content("hello")
+    built = message_from(msg, key="k1")
+    assert built.sender == "ann@example.test"
+    assert built.recipients == ("bob@example.test", "hidden@example.test")
+    assert b"hidden@example.test" not in built.content
+    assert b"Bcc" not in built.content
+    assert built.mail_params == ()
+    assert built.key == "k1"
+
+
+def test_message_from_asks_for_smtputf8_when_an_address_needs_it() -> None:
+    msg = email.message.EmailMessage()
+    msg["From"] = "jürgen@example.test"
+    msg["To"] = "bob@example.test"
+    msg.set_content("hi")
+    assert message_from(msg).mail_params == ("SMTPUTF8",)
+
+
+def test_message_from_bytes_needs_an_envelope() -> None:
+    with pytest.raises(ValueError, match="no sender"):
+        message_from(b"Subject: x\r\n\r\n", recipients=["a@example.test"])
+    with pytest.raises(ValueError, match="no recipients"):
+        message_from(b"Subject: x\r\n\r\n", sender="a@example.test")
+    built = message_from(b"x", sender="a@example.test", recipients=["b@example.test"])
+    assert (built.sender, built.recipients, built.content) == (
+        "a@example.test",
+        ("b@example.test",),
+        b"x",
+    )
+
+
+def test_message_checks_its_fields() -> None:
+    with pytest.raises(TypeError, match="not one str"):
+        Message("a@example.test", "b@example.test", b"x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one recipient"):
+        Message("a@example.test", (), b"x")
+    with pytest.raises(TypeError, match="bytes"):
+        Message("a@example.test", ("b@example.test",), "text")  # type: ignore[arg-type]
+    listed = Message("a@example.test", ["b@example.test"], b"x")  # type: ignore[arg-type]
+    assert listed.recipients == ("b@example.test",)
+
+
+# -- the session's settings -----------------------------------------------------------
+
+
+def test_session_refuses_what_a_pool_cannot_keep() -> None:
+    with pytest.raises(ValueError, match="tls must be"):
+        Session(tls="starttls")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no total"):
+        Session(timeouts=Timeouts(total=30))
+    with pytest.raises(ValueError, match="needs a username"):
+        Session(password="secret")
+
+
+def test_session_ports_and_policies() -> None:
+    assert Session().target_port == 25
+    assert Session(tls="implicit").target_port == 465
+    assert Session(port=2525, tls="implicit").target_port == 2525
+    implicit = Session(tls="implicit").connection()
+    assert implicit.tls_active
+    assert implicit.tls_policy == "required"
+    assert Session(tls="none").context is None
+    shared = Session(tls="required")
+    assert shared.context is shared.context  # one CA store load for the whole pool
+
+
+# -- the blocking pool ----------------------------------------------------------------
+
+
+def test_pool_sends_and_reports_every_message_once() -> None:
+    seen: list[MessageResult] = []
+    start_threads = threading.active_count()
+    with AiosmtpdServer() as server:
+        with Pool(plain(server), Policy(max_connections=3), on_result=seen.append) as pool:
+            futures = [pool.submit(note(n)) for n in range(30)]
+            single = pool.send(note(99))
+        assert sorted(int(m.content.split(b" ")[-1]) for m in server.messages) == [*range(30), 99]
+    assert single.status == "accepted"
+    assert [f.result().message.key for f in futures] == list(range(30))
+    assert sorted(r.message.key for r in seen) == [*range(30), 99]  # type: ignore[type-var]
+    assert threading.active_count() == start_threads
+
+
+def test_pool_reports_refused_recipients_with_the_reply() -> None:
+    with AiosmtpdServer() as server, Pool(plain(server)) as pool:
+        result = pool.send(note(1, "ok@example.test", "reject-me@example.test"))
+    assert status(result) == "partial"
+    assert result.accepted == ("ok@example.test",)
+    refused = result.failed["reject-me@example.test"]
+    assert refused.status == "refused"
+    assert refused.reply is not None
+    assert refused.reply.code == 550
+
+
+def test_pool_on_result_errors_are_logged_and_the_pool_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(result: MessageResult) -> None:
+        raise RuntimeError("callback bug")
+
+    with AiosmtpdServer() as server, caplog.at_level(logging.ERROR, "smtpclient.pool"):
+        with Pool(plain(server), on_result=broken) as pool:
+            results = list(pool.send_many(note(n) for n in range(5)))
+    assert [r.status for r in results] == ["accepted"] * 5
+    assert caplog.text.count("on_result raised") == 5
+
+
+def test_pool_refuses_misuse() -> None:
+    with AiosmtpdServer() as server, Pool(plain(server)) as pool:
+        message = note(1)
+        pool.submit(message)
+        with pytest.raises(ValueError, match="in the pool already"):
+            pool.submit(message)
+    with pytest.raises(PoolClosed):
+        pool.submit(note(2))
+
+
+def test_pool_left_by_an_exception_ends_waiting_messages_as_errors() -> None:
+    with AiosmtpdServer() as server:
+        pool = Pool(plain(server), Policy(max_connections=1, rate_limit=1, rate_interval=60))
+        with pytest.raises(KeyboardInterrupt), pool:
+            futures = [pool.submit(note(n)) for n in range(3)]
+            futures[0].result(timeout=10)  # the rate limit lets one through, then waits 60 s
+            raise KeyboardInterrupt
+        assert len(server.messages) == 1
+    results = [f.result(timeout=10) for f in futures]
+    assert results[0].status == "accepted"
+    assert [r.status for r in results[1:]] == ["error", "error"]
+    assert isinstance(results[1].outcomes[0].error, PoolClosed)
+
+
+def test_pool_uses_a_custom_connect() -> None:
+    made: list[SyncDriver] = []
+
+    def connect(session: Session) -> SyncDriver:
+        driver = connect_driver(session.host, session.target_port, **session.connect_arguments())
+        made.append(driver)
+        return driver
+
+    with AiosmtpdServer() as server, Pool(plain(server), connect=connect) as pool:
+        assert pool.send(note(1)).status == "accepted"
+    assert len(made) == 1
+
+
+class CountingListener:
+    """A loopback port that counts connections, and closes each at once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.05)  # accept() in a thread does not wake when the socket closes
+        self._stop = threading.Event()
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.count += 1
+            conn.sendall(b"554 5.3.2 not today\r\n")
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def test_pool_fails_fast_on_a_permanent_refusal_at_the_greeting() -> None:
+    """A 554 greeting (RFC 5321 §3.1) with no other connection alive ends every
+    waiting message at once, as an error: the first connections (at most
+    max_connections, opened together), not one per message or per try."""
+    listener = CountingListener()
+    try:
+        session = Session(host="127.0.0.1", port=listener.port, tls="none", local_hostname="c.test")
+        with Pool(session, Policy(max_connections=4)) as pool:
+            results = list(pool.send_many(note(n) for n in range(50)))
+    finally:
+        listener.close()
+    assert {r.status for r in results} == {"error"}
+    assert 1 <= listener.count <= 4
+
+
+def test_pool_credentials_never_go_in_the_clear() -> None:
+    """AUTH over a connection without TLS is refused locally (a permanent
+    error): nothing is sent, and the pool does not try again and again."""
+    with AiosmtpdServer() as server:
+        session = plain(server, username="user", password="secret")
+        with Pool(session) as pool:
+            results = list(pool.send_many(note(n) for n in range(10)))
+        assert server.messages == []
+    assert {r.status for r in results} == {"error"}
+    assert isinstance(results[0].outcomes[0].error, LocalProtocolError)
+
+
+def test_pool_defers_after_its_tries_when_nothing_listens() -> None:
+    session = Session(host="127.0.0.1", port=free_port(), tls="none", local_hostname="c.test")
+    policy = Policy(max_attempts=3, backoff=0.01)
+    with Pool(session, policy) as pool:
+        results = list(pool.send_many(note(n) for n in range(20)))
+    assert {r.status for r in results} == {"deferred"}
+    assert all(isinstance(r.outcomes[0].error, ConnectionRefusedError) for r in results)
+
+
+# -- the asynchronous pool ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", ASYNC_WORLDS)
+def test_async_pool_feed_gives_each_submitted_result_once(run: Runner) -> None:
+    seen: list[object] = []
+
+    async def main() -> None:
+        async with AsyncPool(plain(server), Policy(max_connections=3)) as pool:
+            for n in range(20):
+                pool.submit(note(n))
+            pool.finish()
+            async for result in pool.results():
+                seen.append(result.message.key)
+        assert sorted(seen) == list(range(20))  # type: ignore[type-var]
+
+    with AiosmtpdServer() as server:
+        run(main)
+        assert len(server.messages) == 20
+
+
+@pytest.mark.parametrize("run", ASYNC_WORLDS)
+def test_async_pool_send_and_send_many(run: Runner) -> None:
+    async def main() -> None:
+        async with AsyncPool(plain(server), Policy(max_connections=2)) as pool:
+            single = await pool.send(note(0))
+            assert single.status == "accepted"
+            keys = [r.message.key async for r in pool.send_many(note(n) for n in range(1, 11))]
+            assert sorted(keys) == list(range(1, 11))  # type: ignore[type-var]
+
+    with AiosmtpdServer() as server:
+        run(main)
+        assert len(server.messages) == 11
+
+
+@pytest.mark.parametrize("run", ASYNC_WORLDS)
+def test_async_pool_refuses_use_outside_async_with(run: Runner) -> None:
+    pool = AsyncPool(Session())
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="async with"):
+            await pool.send(note(1))
+        with pytest.raises(RuntimeError, match="async with"):
+            pool.submit(note(1))
+
+    run(main)
+
+
+def test_async_pool_refuses_an_unknown_transport() -> None:
+    with pytest.raises(ValueError, match="transport must be"):
+        AsyncPool(Session(), transport="twisted")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("run", ASYNC_WORLDS)
+def test_async_pool_fails_fast_on_a_permanent_refusal(run: Runner) -> None:
+    listener = CountingListener()
+    session = Session(host="127.0.0.1", port=listener.port, tls="none", local_hostname="c.test")
+
+    async def main() -> None:
+        async with AsyncPool(session, Policy(max_connections=4)) as pool:
+            results = [r async for r in pool.send_many(note(n) for n in range(30))]
+        assert {r.status for r in results} == {"error"}
+
+    try:
+        run(main)
+    finally:
+        listener.close()
+    assert 1 <= listener.count <= 4
