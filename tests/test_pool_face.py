@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import email.message
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -349,3 +351,16 @@ def test_async_pool_fails_fast_on_a_permanent_refusal(run: Runner) -> None:
     finally:
         listener.close()
     assert 1 <= listener.count <= 4
+
+
+def test_docs_pool_example_runs() -> None:
+    """The example in docs/pool.md, as written, against aiosmtpd."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "pool.md").read_text("utf-8")
+    source = re.findall(r"```python\n(.*?)```", text, re.DOTALL)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "docs/pool.md", "exec"), namespace)
+    with AiosmtpdServer() as server:
+        asyncio.run(namespace["main"](server.host, server.port))
+        assert sorted(m.rcpt_tos[0] for m in server.messages) == sorted(
+            f"reader{n}@example.net" for n in range(20)
+        )
