@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
@@ -97,6 +98,7 @@ class AsyncPool:
         self._feed: _Waiter | None = None  # the results of submit()
         self._fed = 0  # submitted and not yet taken from results()
         self._finishing = False
+        self._sleeping_until = -math.inf  # the scheduler's task's wake-up time, while it sleeps
 
     # -- the caller's side -------------------------------------------------------------
 
@@ -198,16 +200,31 @@ class AsyncPool:
     # -- the scheduler's task ----------------------------------------------------------
 
     async def _run(self) -> None:
+        """Step the scheduler when nothing else does: at its deadlines and after submissions."""
         runtime, scheduler, wake = self._runtime, self.scheduler, self._wake
         assert runtime is not None
         assert wake is not None
-        assert self._group is not None
         while True:
-            self._deliver(scheduler.results())
+            self._step()
             if scheduler.done:
                 return
-            now = runtime.now()
-            actions = scheduler.poll(now)
+            deadline = scheduler.deadline()
+            self._sleeping_until = math.inf if deadline is None else deadline
+            await wake.wait(None if deadline is None else max(0.0, deadline - runtime.now()))
+            self._sleeping_until = -math.inf
+
+    def _step(self) -> None:
+        """Start what the scheduler says to start now, and hand out the results it settled.
+
+        Run by the scheduler's task and, after each report, by the connection's
+        own task: a connection goes straight on to its next message without a
+        round trip through the scheduler's task (one task switch less a
+        message: 1.84 M Python calls instead of 1.93 M for 3,000 messages).
+        """
+        runtime, scheduler = self._runtime, self.scheduler
+        assert runtime is not None
+        assert self._group is not None
+        while actions := scheduler.poll(runtime.now()):
             for action in actions:
                 if isinstance(action, Open):
                     inbox: tuple[deque[Action], Flag] = (deque([action]), runtime.flag())
@@ -219,9 +236,10 @@ class AsyncPool:
                     flag.set()
                     if isinstance(action, Close):
                         del self._inboxes[action.conn]
-            if not actions:
-                deadline = scheduler.deadline()
-                await wake.wait(None if deadline is None else max(0.0, deadline - now))
+        self._deliver(scheduler.results())
+        deadline = scheduler.deadline()
+        if scheduler.done or (deadline is not None and deadline < self._sleeping_until):
+            self._poke()  # the scheduler's task sleeps too long, or should end
 
     def _deliver(self, settled: list[MessageResult]) -> None:
         for result in settled:
@@ -263,7 +281,7 @@ class AsyncPool:
                         driver = None
                     outcome = None
                 self.scheduler.report(action, outcome, runtime.now())
-                self._poke()
+                self._step()
                 if isinstance(action, Close):
                     return
         finally:

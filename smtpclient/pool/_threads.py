@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 
@@ -64,7 +64,8 @@ class Pool:
         self._connect = connect
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._reports: deque[tuple[Action, Outcome]] = deque()
+        self._poked = False  # set with each wake-up of the scheduler's thread
+        self._sleeping_until = -math.inf  # its wake-up time, while it sleeps
         self._futures: dict[int, Future[MessageResult]] = {}
         self._inboxes: dict[int, queue.SimpleQueue[Action]] = {}
         self._thread: threading.Thread | None = None
@@ -86,7 +87,7 @@ class Pool:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="smtpclient-pool")
                 self._thread.start()
-            self._wake.notify()
+            self._poke()
         return future
 
     def send(self, message: Message, timeout: float | None = None) -> MessageResult:
@@ -114,7 +115,7 @@ class Pool:
                 self.scheduler.cancel()
             else:
                 self.scheduler.finish()
-            self._wake.notify()
+            self._poke()
             thread = self._thread
         if thread is not None:
             thread.join()
@@ -129,28 +130,22 @@ class Pool:
     # -- the scheduler's thread --------------------------------------------------------
 
     def _run(self) -> None:
+        """Step the scheduler when no connection does: at its deadlines, after submissions."""
         scheduler = self.scheduler
         try:
             while True:
-                actions: list[Action] = []
                 with self._lock:
-                    while self._reports:
-                        action, outcome = self._reports.popleft()
-                        scheduler.report(action, outcome, time.monotonic())
-                    settled = scheduler.results()
-                    done = scheduler.done
-                    if not done:
-                        now = time.monotonic()
-                        actions = scheduler.poll(now)
-                        if not actions and not settled:
-                            deadline = scheduler.deadline()
-                            # Woken by a report, a submission or close(); else at the deadline.
-                            self._wake.wait(None if deadline is None else max(0.0, deadline - now))
-                self._deliver(settled)
-                if done:
-                    return
-                for action in actions:
-                    self._dispatch(action)
+                    self._poked = False
+                self._deliver(self._step())
+                with self._lock:
+                    if scheduler.done:
+                        return
+                    if not self._poked:  # else something changed since the step: step again
+                        deadline = scheduler.deadline()
+                        self._sleeping_until = math.inf if deadline is None else deadline
+                        left = None if deadline is None else deadline - time.monotonic()
+                        self._wake.wait(None if left is None else max(0.0, left))
+                        self._sleeping_until = -math.inf
         except BaseException as exc:  # a bug: say so to every waiter rather than hang them
             log.exception("the pool's thread failed")
             with self._lock:
@@ -159,6 +154,31 @@ class Pool:
             for future in futures:
                 future.set_exception(exc)
             raise
+
+    def _step(self, report: tuple[Action, Outcome] | None = None) -> list[MessageResult]:
+        """Report, start what the scheduler says to start now, and return what it settled.
+
+        Run by the scheduler's thread and, after each action, by the
+        connection's own thread: a connection goes straight on to its next
+        message without waking the scheduler's thread (a thread switch less
+        a message).
+        """
+        scheduler = self.scheduler
+        with self._lock:
+            if report is not None:
+                scheduler.report(report[0], report[1], time.monotonic())
+            while actions := scheduler.poll(time.monotonic()):
+                for action in actions:
+                    self._dispatch(action)
+            deadline = scheduler.deadline()
+            if scheduler.done or (deadline is not None and deadline < self._sleeping_until):
+                self._poke()  # the scheduler's thread sleeps too long, or should end
+            return scheduler.results()
+
+    def _poke(self) -> None:
+        """Wake the scheduler's thread (under the lock)."""
+        self._poked = True
+        self._wake.notify()
 
     def _dispatch(self, action: Action) -> None:
         if isinstance(action, Open):
@@ -211,9 +231,7 @@ class Pool:
                     with contextlib.suppress(OSError):
                         driver.close()
                 outcome = None
-            with self._lock:
-                self._reports.append((action, outcome))
-                self._wake.notify()
+            self._deliver(self._step((action, outcome)))
             if isinstance(action, Close):
                 return
             action = inbox.get()
