@@ -364,3 +364,29 @@ def test_docs_pool_example_runs() -> None:
         assert sorted(m.rcpt_tos[0] for m in server.messages) == sorted(
             f"reader{n}@example.net" for n in range(20)
         )
+
+
+def test_pool_logs_sessions_and_results_that_were_not_all_accepted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with AiosmtpdServer() as server, caplog.at_level(logging.DEBUG, "smtpclient.pool"):
+        with Pool(plain(server)) as pool:
+            pool.send(note(1, "ok@example.test", "reject-me@example.test"))
+            pool.send(note(2))
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "smtpclient.pool"]
+    assert ("INFO", "connection 0: session open") in records
+    assert ("INFO", "message 1: partial {'reject-me@example.test': 'refused'}") in records
+    assert ("DEBUG", "message 2: accepted ") in records
+    assert ("DEBUG", "connection 0: closed after QUIT") in records
+
+
+def test_pool_logs_a_session_that_would_not_open(caplog: pytest.LogCaptureFixture) -> None:
+    listener = CountingListener()
+    session = Session(host="127.0.0.1", port=listener.port, tls="none", local_hostname="c.test")
+    try:
+        with caplog.at_level(logging.INFO, "smtpclient.pool"), Pool(session) as pool:
+            pool.send(note(1))
+    finally:
+        listener.close()
+    expected = "connection 0: could not open the session: the greeting drew 554 '5.3.2 not today'"
+    assert expected in caplog.text

@@ -7,6 +7,7 @@ means in SMTP (which procedure, with which settings) is decided here, once.
 from __future__ import annotations
 
 import email.message
+import logging
 import socket
 import ssl
 import threading
@@ -15,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 from smtp_core import Connection, Noop, Procedure, Reply, State, TransactionResult, procedures
-from smtp_core.pool import Action, Check, Close, Message, Open, Outcome, Send
+from smtp_core.pool import Action, Check, Close, Message, MessageResult, Open, Outcome, Send
 from transports import Timeouts, default_ssl_context
 from transports.proxy import Proxy
 
 from ..aio.email import extract_recipients, extract_sender, flatten_message
 
-__all__ = ["Session", "message_from"]
+__all__ = ["Session", "log_report", "log_result", "message_from"]
+
+log = logging.getLogger("smtpclient.pool")
 
 TLSMode = Literal["required", "opportunistic", "none", "implicit"]
 
@@ -220,3 +223,33 @@ def message_from(
     if not recipients:
         raise ValueError("no recipients: give some, or To, Cc or Bcc headers")
     return Message(sender, tuple(recipients), content, tuple(mail_params), tuple(rcpt_params), key)
+
+
+def log_report(action: Action, outcome: Outcome) -> None:
+    """Log how a connection's action ended (``smtpclient.pool``), the same in every world."""
+    if isinstance(action, Open):
+        if isinstance(outcome, BaseException):
+            log.warning("connection %d: could not open the session: %s", action.conn, outcome)
+        else:
+            log.info("connection %d: session open", action.conn)
+    elif isinstance(action, Close):
+        log.debug("connection %d: closed%s", action.conn, " after QUIT" if action.quit else "")
+    elif isinstance(action, Check) and not isinstance(outcome, Reply):
+        log.info("connection %d: NOOP failed: %s", action.conn, outcome)
+    elif isinstance(action, Send) and isinstance(outcome, BaseException):
+        log.info(
+            "connection %d: message %r, try %d: %s",
+            action.conn,
+            action.message.key,
+            action.attempt,
+            outcome,
+        )
+
+
+def log_result(result: MessageResult) -> None:
+    """Log a message's result: INFO unless every recipient took it (DEBUG)."""
+    status = result.status
+    level = logging.DEBUG if status == "accepted" else logging.INFO
+    if log.isEnabledFor(level):
+        failed = {a: o.status for a, o in result.failed.items()}
+        log.log(level, "message %r: %s %s", result.message.key, status, failed or "")

@@ -21,7 +21,7 @@ from smtp_core.pool import Action, Close, Message, MessageResult, Open, Outcome,
 from transports import AsyncDriver
 
 from ._runtime import Flag, Runtime, TaskGroup, current_runtime
-from ._session import Session
+from ._session import Session, log_report, log_result
 
 __all__ = ["AsyncPool"]
 
@@ -243,6 +243,7 @@ class AsyncPool:
 
     def _deliver(self, settled: list[MessageResult]) -> None:
         for result in settled:
+            log_result(result)
             waiter = self._waiters.pop(id(result.message), None)
             if waiter is not None:
                 waiter.put(result)
@@ -280,6 +281,7 @@ class AsyncPool:
                         await runtime.close_quietly(driver.aclose)
                         driver = None
                     outcome = None
+                log_report(action, outcome)
                 self.scheduler.report(action, outcome, runtime.now())
                 self._step()
                 if isinstance(action, Close):

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from smtp_core.pool import Action, Close, Message, MessageResult, Open, Outcome, Policy, Scheduler
 from transports.sync import SyncDriver, connect_driver
 
-from ._session import Session
+from ._session import Session, log_report, log_result
 
 __all__ = ["Pool"]
 
@@ -194,6 +194,7 @@ class Pool:
 
     def _deliver(self, settled: list[MessageResult]) -> None:
         for result in settled:
+            log_result(result)
             with self._lock:
                 future = self._futures.pop(id(result.message), None)
             if future is not None:
@@ -231,6 +232,7 @@ class Pool:
                     with contextlib.suppress(OSError):
                         driver.close()
                 outcome = None
+            log_report(action, outcome)
             self._deliver(self._step((action, outcome)))
             if isinstance(action, Close):
                 return
