@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 import trio
+from aiosmtpd.controller import UnixSocketController
+from aiosmtpd.lmtp import LMTP as AioLMTP
 
 from smtp_core import LocalProtocolError
 from smtpclient.pool import (
@@ -34,7 +36,7 @@ from smtpclient.pool import (
     message_from,
 )
 from tests._postfix import free_port
-from tests.servers import AiosmtpdServer
+from tests.servers import AiosmtpdServer, _Handler
 from transports import Timeouts
 from transports.sync import SyncDriver, connect_driver
 
@@ -390,3 +392,41 @@ def test_pool_logs_a_session_that_would_not_open(caplog: pytest.LogCaptureFixtur
         listener.close()
     expected = "connection 0: could not open the session: the greeting drew 554 '5.3.2 not today'"
     assert expected in caplog.text
+
+
+class _UnixLMTP(UnixSocketController):
+    def factory(self) -> AioLMTP:
+        return AioLMTP(self.handler, **self.SMTP_kwargs)
+
+
+@pytest.mark.parametrize("world", ["blocking", "asyncio", "trio"])
+def test_pool_speaks_lmtp_over_a_unix_socket(tmp_path: Path, world: str) -> None:
+    """LMTP's verdict per recipient (RFC 2033 §4.2) settles each recipient on its own."""
+    handler = _Handler(lmtp=True)
+    path = str(tmp_path / "lmtp.sock")
+    session = Session(path=path, tls="none", lmtp=True, local_hostname="c.test")
+    messages = [note(n, f"a{n}@x.test", f"reject{n}@x.test") for n in range(6)]
+    controller = _UnixLMTP(handler, unix_socket=path, decode_data=False)
+    controller.start()
+    try:
+        if world == "blocking":
+            with Pool(session, Policy(max_connections=2)) as pool:
+                results = list(pool.send_many(messages))
+        else:
+
+            async def main() -> list[MessageResult]:
+                async with AsyncPool(session, Policy(max_connections=2)) as pool:
+                    return [r async for r in pool.send_many(messages)]
+
+            results = asyncio.run(main()) if world == "asyncio" else trio.run(main)
+    finally:
+        controller.stop()
+    assert sorted(m.rcpt_tos[0] for m in handler.messages) == [f"a{n}@x.test" for n in range(6)]
+    for result in results:
+        assert result.accepted == (f"a{result.message.key}@x.test",)
+        assert [o.status for o in result.outcomes] == ["accepted", "refused"]
+
+
+def test_session_on_a_unix_socket_takes_no_tls() -> None:
+    with pytest.raises(ValueError, match="no TLS"):
+        Session(path="/run/lmtp.sock")

@@ -13,12 +13,14 @@ import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Literal, TypedDict
 
 from smtp_core import Connection, Noop, Procedure, Reply, State, TransactionResult, procedures
 from smtp_core.pool import Action, Check, Close, Message, MessageResult, Open, Outcome, Send
-from transports import Timeouts, default_ssl_context
+from transports import AsyncDriver, SyncDriver, Timeouts, default_ssl_context
 from transports.proxy import Proxy
+from transports.sync import connect_driver, connect_unix_driver
 
 from ..aio.email import extract_recipients, extract_sender, flatten_message
 
@@ -47,6 +49,8 @@ class Session:
     Attributes:
         host, port: the server (``port`` defaults to 25, or 465 with
             ``tls="implicit"``).
+        path: a Unix socket to connect to instead (LMTP servers listen on
+            one); no TLS there, so ``tls`` must be ``"none"``.
         tls: ``"opportunistic"`` (STARTTLS when offered), ``"required"``
             (STARTTLS or no mail), ``"implicit"`` (TLS from the first byte,
             RFC 8314), or ``"none"``.
@@ -66,6 +70,7 @@ class Session:
 
     host: str = "localhost"
     port: int | None = None
+    path: str | None = None
     tls: TLSMode = "opportunistic"
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
@@ -91,6 +96,8 @@ class Session:
             # A pool's connection lives for many messages: one deadline for
             # all of them would cut the last ones short.
             raise ValueError("a pool's timeouts take no total; set the stages' timeouts")
+        if self.path is not None and self.tls != "none":
+            raise ValueError("a Unix socket takes no TLS: give tls='none'")
         if (self.password is not None or self.token is not None) and self.username is None:
             raise ValueError("a password or token needs a username")
 
@@ -139,6 +146,21 @@ class Session:
             "proxy": self.proxy,
             "timeouts": self.timeouts,
         }
+
+    def connect_sync(self) -> SyncDriver:
+        """A connected blocking driver: TCP (and TLS), or the Unix socket."""
+        if self.path is not None:
+            return connect_unix_driver(self.path, timeouts=self.timeouts)
+        return connect_driver(self.host, self.target_port, **self.connect_arguments())
+
+    async def connect_async(self, world: ModuleType) -> AsyncDriver:
+        """A connected driver of ``world`` (``transports.asyncio``, ``.trio`` or ``.anyio``)."""
+        driver: AsyncDriver
+        if self.path is not None:
+            driver = await world.connect_unix(self.path, timeouts=self.timeouts)
+        else:
+            driver = await world.connect(self.host, self.target_port, **self.connect_arguments())
+        return driver
 
     def connection(self) -> Connection:
         """A new engine connection with this session's policies."""

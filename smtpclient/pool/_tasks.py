@@ -107,18 +107,12 @@ class AsyncPool:
         self._wake = runtime.flag()
         self._feed = _Waiter(runtime)
         if self._connect is None:
-            name = self._transport or runtime.name
-            module = importlib.import_module(f"transports.{name}")
-            connect = module.connect
-            session = self.session
+            world = importlib.import_module(f"transports.{self._transport or runtime.name}")
 
-            async def default_connect(session: Session = session) -> AsyncDriver:
-                driver: AsyncDriver = await connect(
-                    session.host, session.target_port, **session.connect_arguments()
-                )
-                return driver
+            async def connect(session: Session) -> AsyncDriver:
+                return await session.connect_async(world)
 
-            self._connect = default_connect
+            self._connect = connect
         # getfqdn may wait seconds on a resolver: never on the loop.
         await runtime.in_thread(lambda: self.session.ehlo_name)
         self._group = await self._stack.enter_async_context(runtime.task_group())

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 
 from smtp_core.pool import Action, Close, Message, MessageResult, Open, Outcome, Policy, Scheduler
-from transports.sync import SyncDriver, connect_driver
+from transports.sync import SyncDriver
 
 from ._session import Session, log_report, log_result
 
@@ -26,10 +26,6 @@ __all__ = ["Pool"]
 log = logging.getLogger("smtpclient.pool")
 
 Connect = Callable[[Session], SyncDriver]
-
-
-def _connect(session: Session) -> SyncDriver:
-    return connect_driver(session.host, session.target_port, **session.connect_arguments())
 
 
 class Pool:
@@ -47,7 +43,7 @@ class Pool:
         on_result: called with each result as it settles, on the pool's
             thread (keep it short; exceptions are logged and ignored).
         connect: makes a connected driver for the session (default:
-            ``transports.sync.connect_driver``); for custom transports.
+            :meth:`Session.connect_sync`); for custom transports.
     """
 
     def __init__(
@@ -56,7 +52,7 @@ class Pool:
         policy: Policy | None = None,
         *,
         on_result: Callable[[MessageResult], None] | None = None,
-        connect: Connect = _connect,
+        connect: Connect = Session.connect_sync,
     ) -> None:
         self.session = session if session is not None else Session()
         self.scheduler = Scheduler(policy)
