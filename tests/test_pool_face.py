@@ -15,7 +15,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +430,44 @@ def test_pool_speaks_lmtp_over_a_unix_socket(tmp_path: Path, world: str) -> None
 def test_session_on_a_unix_socket_takes_no_tls() -> None:
     with pytest.raises(ValueError, match="no TLS"):
         Session(path="/run/lmtp.sock")
+
+
+def test_send_many_keeps_at_most_window_messages_in_the_pool() -> None:
+    taken = 0
+
+    def outbox() -> Iterator[Message]:
+        nonlocal taken
+        for n in range(40):
+            taken += 1
+            yield note(n)
+
+    with AiosmtpdServer() as server, Pool(plain(server)) as pool:
+        seen = 0
+        for _ in pool.send_many(outbox(), window=5):
+            seen += 1
+            assert taken - seen <= 5  # never more than 5 taken and not yet answered
+        with pytest.raises(ValueError, match="window"):
+            next(pool.send_many([note(99)], window=0))
+    assert seen == 40
+
+
+@pytest.mark.parametrize("run", ASYNC_WORLDS)
+def test_async_send_many_keeps_at_most_window_messages_in_the_pool(run: Runner) -> None:
+    taken = 0
+
+    def outbox() -> Iterator[Message]:
+        nonlocal taken
+        for n in range(40):
+            taken += 1
+            yield note(n)
+
+    async def main() -> None:
+        seen = 0
+        async with AsyncPool(plain(server)) as pool:
+            async for _ in pool.send_many(outbox(), window=5):
+                seen += 1
+                assert taken - seen <= 5
+        assert seen == 40
+
+    with AiosmtpdServer() as server:
+        run(main)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import logging
 import math
 from collections import deque
@@ -129,19 +130,36 @@ class AsyncPool:
 
     async def send(self, message: Message) -> MessageResult:
         """Queue ``message`` and wait for its result."""
-        waiter = self._submit(message, None)
+        if self._runtime is None:
+            raise RuntimeError("use the pool inside 'async with'")
+        waiter = _Waiter(self._runtime)
+        self._submit(message, waiter)
         return await waiter.get()
 
-    async def send_many(self, messages: Iterable[Message]) -> AsyncIterator[MessageResult]:
-        """Queue every message, then yield their results as they settle."""
-        waiter: _Waiter | None = None
-        count = 0
-        for message in messages:
-            waiter = self._submit(message, waiter)
-            count += 1
-        for _ in range(count):
-            assert waiter is not None
+    async def send_many(
+        self, messages: Iterable[Message], *, window: int = 1000
+    ) -> AsyncIterator[MessageResult]:
+        """Send ``messages``, yielding their results as they settle.
+
+        At most ``window`` of them are in the pool at once: the next is taken
+        from ``messages`` as a result comes out, so a generator of a million
+        messages is never all in memory.
+        """
+        if window < 1:
+            raise ValueError("window must be 1 or more")
+        if self._runtime is None:
+            raise RuntimeError("use the pool inside 'async with'")
+        waiter = _Waiter(self._runtime)
+        source = iter(messages)
+        in_pool = 0
+        while True:
+            for message in itertools.islice(source, window - in_pool):
+                self._submit(message, waiter)
+                in_pool += 1
+            if not in_pool:
+                return
             yield await waiter.get()
+            in_pool -= 1
 
     def submit(self, message: Message) -> None:
         """Queue ``message``; its result comes out of :meth:`results` (and ``on_result``)."""
@@ -176,16 +194,12 @@ class AsyncPool:
             else:
                 await feed.flag.wait(None)
 
-    def _submit(self, message: Message, waiter: _Waiter | None) -> _Waiter:
-        if self._runtime is None:
-            raise RuntimeError("use the pool inside 'async with'")
+    def _submit(self, message: Message, waiter: _Waiter) -> None:
         if id(message) in self._waiters:
             raise ValueError("this message is in the pool already")
         self.scheduler.submit(message)
-        waiter = waiter or _Waiter(self._runtime)
         self._waiters[id(message)] = waiter
         self._poke()
-        return waiter
 
     def _poke(self) -> None:
         if self._wake is not None:

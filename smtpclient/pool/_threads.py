@@ -8,6 +8,7 @@ scheduler's thread does nothing else: it hands out actions and results.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import queue
@@ -90,15 +91,28 @@ class Pool:
         """Queue ``message`` and wait for its result."""
         return self.submit(message).result(timeout)
 
-    def send_many(self, messages: Iterable[Message]) -> Iterator[MessageResult]:
-        """Queue every message, then yield their results as they settle."""
+    def send_many(
+        self, messages: Iterable[Message], *, window: int = 1000
+    ) -> Iterator[MessageResult]:
+        """Send ``messages``, yielding their results as they settle.
+
+        At most ``window`` of them are in the pool at once: the next is taken
+        from ``messages`` as a result comes out, so a generator of a million
+        messages is never all in memory.
+        """
+        if window < 1:
+            raise ValueError("window must be 1 or more")
         results: queue.SimpleQueue[MessageResult] = queue.SimpleQueue()
-        count = 0
-        for message in messages:
-            self.submit(message).add_done_callback(lambda f: results.put(f.result()))
-            count += 1
-        for _ in range(count):
+        source = iter(messages)
+        in_pool = 0
+        while True:
+            for message in itertools.islice(source, window - in_pool):
+                self.submit(message).add_done_callback(lambda f: results.put(f.result()))
+                in_pool += 1
+            if not in_pool:
+                return
             yield results.get()
+            in_pool -= 1
 
     def close(self, *, cancel: bool = False) -> None:
         """Wait for every result, close every connection, and stop the threads.
