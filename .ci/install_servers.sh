@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the real servers the test suite talks to, WITHOUT installing any of
 # them as a system service: Debian's postfix (unpacked, never configured as the
-# system MTA), dovecot-core (postfix's SASL for the AUTH tests) and the proxies
+# system MTA), dovecot-core (postfix's SASL for the AUTH tests), the proxies
 # of the proxy tests (v2ray: SOCKS5, SOCKS4a, HTTP CONNECT; dante-server and
-# tinyproxy-bin: faithful refusals).
+# tinyproxy-bin: faithful refusals) and redis-server (the broker of the Celery
+# example's test, examples/celery_pool).
 #
 # What it does (run as root on Debian 12; safe to run any number of times):
 #   1. apt-get update
@@ -23,13 +24,15 @@
 #      user, own group, no home, no login shell) and the setgid_group
 #      "smtpclient-pd", if missing.
 #   5. apt-get install --no-install-recommends dovecot-core v2ray
-#      dante-server tinyproxy-bin.  Their maintainer scripts must not start
-#      system services: while they are installed, a policy-rc.d that refuses
-#      every service start is put in place unless one is already there, and
-#      on a systemd machine their units are disabled and stopped afterwards.
+#      dante-server tinyproxy-bin redis-server.  Their maintainer scripts
+#      must not start system services: while they are installed, a
+#      policy-rc.d that refuses every service start is put in place unless
+#      one is already there, and on a systemd machine their units are
+#      disabled and stopped afterwards.
 #      The fixtures run their own processes with private configurations
-#      (`dovecot -c`, `v2ray -config`, `danted -f`, `tinyproxy -c`); nothing
-#      under /etc is read.
+#      (`dovecot -c`, `v2ray -config`, `danted -f`, `tinyproxy -c`,
+#      `redis-server --port ...` with every setting on its command line);
+#      nothing under /etc is read.
 #
 # Prints one summary line at the end.  Exits non-zero on any failure.
 set -euo pipefail
@@ -152,8 +155,8 @@ owner_gid="$(id -g "$MAIL_OWNER")"
 sgid_gid="$(getent group "$SETGID_GROUP" | cut -d: -f3)"
 [ "$owner_gid" != "$sgid_gid" ] || die "$MAIL_OWNER's primary group must differ from $SETGID_GROUP"
 
-# --- 4. dovecot-core and the proxies ----------------------------------------
-SERVICE_PKGS=(dovecot-core v2ray dante-server tinyproxy-bin)
+# --- 4. dovecot-core, the proxies and redis-server ---------------------------
+SERVICE_PKGS=(dovecot-core v2ray dante-server tinyproxy-bin redis-server)
 missing=()
 for pkg in "${SERVICE_PKGS[@]}"; do
     dpkg-query -W -f '${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii' || missing+=("$pkg")
@@ -174,14 +177,14 @@ else
     [ "$status" -eq 0 ] || die "apt-get install ${missing[*]} failed"
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         systemctl disable --now dovecot.service dovecot.socket v2ray.service danted.service \
-            >/dev/null 2>&1 || true
+            redis-server.service >/dev/null 2>&1 || true
     fi
     dovecot_state="${missing[*]} installed now (no system service started)"
 fi
 [ -x /usr/sbin/dovecot ] || die "/usr/sbin/dovecot is missing after installing dovecot-core"
 dovecot_version="$(/usr/sbin/dovecot --version 2>/dev/null)" || die "/usr/sbin/dovecot does not run"
-for binary in v2ray danted tinyproxy; do
-    command -v "$binary" >/dev/null || die "$binary is missing after installing the proxies"
+for binary in v2ray danted tinyproxy redis-server; do
+    command -v "$binary" >/dev/null || die "$binary is missing after installing the proxies and redis"
 done
 
 # --- summary -----------------------------------------------------------------
