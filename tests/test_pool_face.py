@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import email.message
 import logging
+import os
 import re
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -471,3 +473,34 @@ def test_async_send_many_keeps_at_most_window_messages_in_the_pool(run: Runner) 
 
     with AiosmtpdServer() as server:
         run(main)
+
+
+def test_pool_futures_cannot_be_cancelled_one_by_one() -> None:
+    """A future is running from the start: cancel() says False and the pool goes on."""
+    with AiosmtpdServer() as server, Pool(plain(server)) as pool:
+        future = pool.submit(note(1))
+        assert not future.cancel()
+        assert pool.send(note(2)).status == "accepted"
+        assert future.result(timeout=10).status == "accepted"
+
+
+def test_pool_made_before_a_fork_refuses_use_in_the_child() -> None:
+    pool = Pool(Session())
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork() in a process with threads (the
+        # suite's servers); the child only calls submit() and leaves.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: report what submit did, and leave at once
+        try:
+            pool.submit(note(1))
+            os.write(write, b"sent")
+        except RuntimeError as exc:
+            os.write(write, str(exc).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as child:
+        assert child.read() == b"this Pool was made in another process: make one after the fork"
+    pool.close()

@@ -18,7 +18,7 @@ from smtp_core.pool import (
     RecipientStatus,
 )
 
-from ._session import Session, message_from
+from ._session import Session, TLSMode, message_from
 from ._tasks import AsyncPool
 from ._threads import Pool
 
@@ -32,5 +32,6 @@ __all__ = [
     "RecipientOutcome",
     "RecipientStatus",
     "Session",
+    "TLSMode",
     "message_from",
 ]

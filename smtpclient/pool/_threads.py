@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -58,6 +59,7 @@ class Pool:
         self.session = session if session is not None else Session()
         self.scheduler = Scheduler(policy)
         self._on_result = on_result
+        self._pid = os.getpid()
         self._connect = connect
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -72,10 +74,20 @@ class Pool:
     def submit(self, message: Message) -> Future[MessageResult]:
         """Queue ``message``; its future gets its result.
 
+        The future is running from the start: ``cancel()`` on it returns
+        False, and the message goes on (a message in the pool is not
+        withdrawn one by one: ``close(cancel=True)`` ends every one not yet
+        under way).
+
         Raises:
             PoolClosed: the pool was closed.
+            RuntimeError: the pool was made in another process (before a fork:
+                its threads did not come along; make one in each process).
         """
+        if os.getpid() != self._pid:
+            raise RuntimeError("this Pool was made in another process: make one after the fork")
         future: Future[MessageResult] = Future()
+        future.set_running_or_notify_cancel()  # cancel() would leave set_result to raise
         with self._lock:
             if id(message) in self._futures:
                 raise ValueError("this message is in the pool already")
@@ -88,7 +100,12 @@ class Pool:
         return future
 
     def send(self, message: Message, timeout: float | None = None) -> MessageResult:
-        """Queue ``message`` and wait for its result."""
+        """Queue ``message`` and wait for its result.
+
+        Raises:
+            TimeoutError: no result within ``timeout`` seconds; the message
+                stays in the pool, and its result still goes to ``on_result``.
+        """
         return self.submit(message).result(timeout)
 
     def send_many(
