@@ -8,13 +8,18 @@ without CHUNKING) is refused here too.  The smtplib facade is not used.
 
 Output: the session transcript (``C:``/``S:`` lines, AUTH payloads masked by
 :class:`smtp_core.TranscriptRecorder`) and ``*`` notes go to stdout; errors,
-refused recipients and the ``--count`` progress bar go to stderr.
+refused recipients and the ``--count`` progress bar go to stderr.  With
+``--count N``, only the first message's session is shown; the other messages
+go through a connection pool, and a summary line counts every message by how
+it ended (accepted, refused, deferred, unknown, error).
 
 The command is split into small modules: ``_common`` (exit statuses, errors),
 ``_parser`` (argparse), ``_args`` (the checked options, ``--server``),
 ``_message`` (the message sent), ``_display`` (transcript, progress bar),
 ``_certs`` (TLS and certificate details), ``_session`` (one connection, stage
-by stage), ``_commands`` (send, raw, probe) and ``_main`` (:func:`run`).
+by stage), ``_commands`` (send, raw, probe), ``_bulk`` (``--count``: the first
+message on this session, the others through :class:`smtpclient.pool.Pool`)
+and ``_main`` (:func:`run`).
 """
 
 from __future__ import annotations

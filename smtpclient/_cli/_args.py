@@ -102,6 +102,9 @@ class _Options:
     pipelining: bool
     quit_after: str | None
     count: int
+    connections: int
+    rate: tuple[int, float] | None
+    max_per_connection: int | None
     raw: bytes | None
     raw_replies: int
     raw_no_ehlo: bool
@@ -116,6 +119,21 @@ class _Options:
         if self.quiet:
             return False
         return self.verbose or self.mode != "probe"
+
+
+def _rate(text: str) -> tuple[int, float]:
+    """``--rate N/SECONDS``: at most N transactions begun in any SECONDS."""
+    count, slash, seconds = text.partition("/")
+    try:
+        limit, interval = int(count), float(seconds)
+    except ValueError:
+        limit, interval = 0, 0.0
+    if not slash or limit < 1 or not 0 < interval < float("inf"):
+        raise _Usage(
+            f"--rate must be N/SECONDS with N 1 or more and SECONDS more than 0 "
+            f"(e.g. 100/60), not {text!r}"
+        )
+    return limit, interval
 
 
 def _read_input(name: str, what: str, stdin_used: list[str]) -> bytes:
@@ -143,6 +161,14 @@ def _options(args: argparse.Namespace, mode: str) -> _Options:
         raise _Usage("--count must be 1 or more")
     if args.raw_replies < 0:
         raise _Usage("--raw-replies must be 0 or more")
+    if args.connections is not None and args.connections < 1:
+        raise _Usage("--connections must be 1 or more")
+    if args.max_per_connection is not None and args.max_per_connection < 1:
+        raise _Usage("--max-per-connection must be 1 or more")
+    rate = None if args.rate is None else _rate(args.rate)
+    pooling = args.connections is not None or rate is not None or args.max_per_connection
+    if pooling and args.count == 1:
+        raise _Usage("--connections, --rate and --max-per-connection go with --count N (N > 1)")
     if args.data is not None and building:
         raise _Usage(
             "--data sends a file as it is: it cannot be combined with --body, "
@@ -267,6 +293,9 @@ def _options(args: argparse.Namespace, mode: str) -> _Options:
         pipelining=args.pipelining == "auto",
         quit_after=args.quit_after,
         count=args.count,
+        connections=1 if args.connections is None else args.connections,
+        rate=rate,
+        max_per_connection=args.max_per_connection,
         raw=raw,
         raw_replies=args.raw_replies,
         raw_no_ehlo=args.raw_no_ehlo,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from smtp_core import (
     Connection,
@@ -20,6 +18,7 @@ from smtp_core import (
     procedures,
 )
 
+from ._args import _Options
 from ._common import (
     EXIT_CONNECTION,
     EXIT_OK,
@@ -27,28 +26,18 @@ from ._common import (
     EXIT_TRANSACTION,
     _Fail,
 )
-from ._display import _printable, _Progress
+from ._display import _printable
 from ._message import _MessageSource
 from ._session import _first_line, _reply_text, _Session
 
-__all__ = ["_probe", "_send"]
+__all__ = ["_judge", "_mail_params", "_probe", "_send", "_transaction"]
 
 
 # -- what each mode does -----------------------------------------------------------------------
 
 
-@dataclass
-class _Stats:
-    sent: int = 0
-    refused: int = 0
-    refused_recipients: int = 0
-    code: int = EXIT_OK
-    first_problem: str | None = None  # of a transaction not shown
-
-
-def _mail_params(session: _Session, content: bytes | None) -> list[str]:
-    opts = session.opts
-    ext = session.conn.extensions
+def _mail_params(opts: _Options, ext: Extensions, content: bytes | None) -> list[str]:
+    """``--mail-param``, and SMTPUTF8, SIZE and BODY=8BITMIME where ``ext`` offers them."""
     params = list(opts.mail_params)
     given = {p.partition("=")[0].upper() for p in params}
     addresses = [opts.sender or "", *opts.recipients]
@@ -87,7 +76,7 @@ def _partial_transaction(session: _Session) -> int:
     """``--quit-after mail``, ``rcpt`` or ``data``: as far as that, then stop."""
     opts = session.opts
     stage = opts.quit_after
-    mail = Mail(opts.sender or "", tuple(_mail_params(session, None)))
+    mail = Mail(opts.sender or "", tuple(_mail_params(opts, session.conn.extensions, None)))
     rcpts = [Rcpt(r, tuple(opts.rcpt_params)) for r in opts.recipients]
     group: list[Mail | Rcpt | Data] = [mail]
     if stage in ("rcpt", "data"):
@@ -116,23 +105,27 @@ def _partial_transaction(session: _Session) -> int:
     return code
 
 
-def _transaction(session: _Session, content: bytes, stats: _Stats, *, report: bool) -> None:
-    """One message through ``send_mail``; adds its outcome to ``stats``."""
+def _transaction(session: _Session, content: bytes) -> TransactionResult:
+    """One message through ``send_mail`` on the command's own session."""
     opts = session.opts
-    result: TransactionResult = session.run(
+    return session.run(
         "send",
         procedures.send_mail(
             session.conn,
             opts.sender or "",
             opts.recipients,
             content,
-            mail_params=_mail_params(session, content),
+            mail_params=_mail_params(opts, session.conn.extensions, content),
             rcpt_params=opts.rcpt_params,
             chunking=opts.bdat,
             pipelining=opts.pipelining,
         ),
     )
-    closed = session.conn.state is State.CLOSED
+
+
+def _judge(session: _Session, result: TransactionResult) -> tuple[int, list[str]]:
+    """The exit status and the problems of one transaction; notes what was delivered."""
+    opts = session.opts
     code = EXIT_OK
     problems: list[str] = []
     if not result.mail_reply.is_positive:
@@ -158,37 +151,33 @@ def _transaction(session: _Session, content: bytes, stats: _Stats, *, report: bo
             for r in result.recipients:
                 if r.rcpt_reply is not None and r.rcpt_reply.is_positive:
                     if r.reply.is_positive:
-                        if report:
-                            session.display.note(
-                                f"delivered to {r.recipient}: {_reply_text(r.reply)}"
-                            )
+                        session.display.note(f"delivered to {r.recipient}: {_reply_text(r.reply)}")
                     else:
                         code = max(code, EXIT_RECIPIENT_REFUSED)
                         problems.append(f"delivery to {r.recipient} failed: {_reply_text(r.reply)}")
         elif final is not None and not final.is_positive:
             code = EXIT_TRANSACTION
             problems.append(f"message refused: {_reply_text(final)}")
-        elif final is not None and report:
+        elif final is not None:
             accepted = len(result.accepted)
             session.display.note(
                 f"message accepted for {accepted} recipient{'s' if accepted != 1 else ''}: "
                 f"{_reply_text(final)}"
             )
-    if closed:
+    return code, problems
+
+
+def _send_one(session: _Session, content: bytes) -> int:
+    """One message on the command's own session: its notes, its problems, its exit status."""
+    result = _transaction(session, content)
+    code, problems = _judge(session, result)
+    if session.conn.state is State.CLOSED:
         raise _Fail(
             EXIT_CONNECTION, "the server closed the session: " + ("; ".join(problems) or "421")
         )
-    if report:
-        for problem in problems:
-            session.err_line(problem)
-    elif problems and stats.first_problem is None:
-        stats.first_problem = f"message {stats.sent + stats.refused + 1}: {problems[0]}"
-    stats.code = max(stats.code, code)
-    if result.delivered:
-        stats.sent += 1
-    else:
-        stats.refused += 1
-    stats.refused_recipients += len(result.refused) if result.delivered else 0
+    for problem in problems:
+        session.err_line(problem)
+    return code
 
 
 def _send(session: _Session, source: _MessageSource | None) -> int:
@@ -223,44 +212,13 @@ def _send(session: _Session, source: _MessageSource | None) -> int:
         return code
 
     assert source is not None
-    stats = _Stats()
-    start = time.monotonic()
-    progress = None
-    if opts.count > 1 and not (opts.verbose and session.display.enabled):
-        progress = _Progress(opts.count, session.err)
+    if opts.count > 1:
+        from ._bulk import _send_many  # noqa: PLC0415 (the pool is loaded only for --count)
 
-    def finish() -> None:
-        elapsed = time.monotonic() - start
-        if progress is not None:
-            progress.finish()
-        session.display.enabled = opts.show_transcript
-        if opts.count > 1:
-            rate = (stats.sent + stats.refused) / max(elapsed, 1e-9)
-            refusals = stats.refused_recipients
-            extra = f", {refusals} recipients refused" if refusals else ""
-            summary.append(
-                f"sent {stats.sent}/{opts.count} messages, {stats.refused} refused{extra}, "
-                f"in {elapsed:.2f} s ({rate:.1f} msg/s)\n"
-            )
-
-    summary: list[str] = []
-    try:
-        for index in range(opts.count):
-            if index == 1 and not opts.verbose:
-                session.display.enabled = False  # the first transaction was shown
-            _transaction(session, source.message(), stats, report=index == 0 or opts.verbose)
-            if progress is not None:
-                progress.update(index + 1, stats.refused)
-    except BaseException:
-        finish()
-        session.out.write("".join(summary))  # what was done before the failure
-        raise
-    finish()
+        return _send_many(session, source)
+    code = _send_one(session, source.message())
     session.quit()
-    session.out.write("".join(summary))  # the last line
-    if stats.first_problem is not None:
-        session.err_line(f"first failure not shown: {stats.first_problem}")
-    return stats.code
+    return code
 
 
 def _stopped(session: _Session, stage: str) -> int:

@@ -6,6 +6,8 @@ them); :class:`_Fail` and :class:`_Usage` end a run with one of them.
 
 from __future__ import annotations
 
+from smtp_core import OutcomeUnknown
+
 __all__ = [
     "EXIT_AUTH",
     "EXIT_CONNECTION",
@@ -16,6 +18,7 @@ __all__ = [
     "EXIT_USAGE",
     "QUIT_STAGES",
     "_Fail",
+    "_Unknown",
     "_Usage",
     "_version",
 ]
@@ -48,6 +51,18 @@ class _Fail(Exception):
         self.code = code
         self.message = message
         self.polite = polite
+
+
+class _Unknown(_Fail):
+    """The end of the message was sent and no verdict came: it may have been delivered.
+
+    ``outcome`` is the engine's :class:`~smtp_core.OutcomeUnknown`; the
+    connection is gone.
+    """
+
+    def __init__(self, message: str, outcome: OutcomeUnknown) -> None:
+        super().__init__(EXIT_CONNECTION, message)
+        self.outcome = outcome
 
 
 class _Usage(Exception):

@@ -155,23 +155,23 @@ class _Progress:
         self._drawn = 0.0
         self._step = max(1, total // 10)
 
-    def update(self, done: int, refused: int) -> None:
-        """Show that ``done`` messages were sent, ``refused`` of them refused."""
+    def update(self, done: int, failed: int) -> None:
+        """Show that ``done`` messages have their result, ``failed`` of them not accepted."""
         now = time.monotonic()
         rate = done / max(now - self.start, 1e-9)
+        extra = f", {failed} not accepted" if failed else ""
         if self.tty:
             if done < self.total and now - self._drawn < 0.1:
                 return
             self._drawn = now
             filled = self.WIDTH * done // self.total
             bar = "#" * filled + "-" * (self.WIDTH - filled)
-            extra = f"  {refused} refused" if refused else ""
             self.stream.write(
                 f"\r[{bar}] {done}/{self.total} {100 * done // self.total:3d}%"
                 f"  {rate:.1f} msg/s{extra}"
             )
         elif done % self._step == 0 or done == self.total:
-            self.stream.write(f"smtpclient: {done}/{self.total} sent ({rate:.1f} msg/s)\n")
+            self.stream.write(f"smtpclient: {done}/{self.total} done ({rate:.1f} msg/s{extra})\n")
         self.stream.flush()
 
     def finish(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from smtp_core import PASSWORD_MECHANISMS
+from smtp_core.pool import Policy
 
 from ._common import QUIT_STAGES, _version
 
@@ -25,7 +26,11 @@ exit status:
      allowed without TLS: see --auth-in-clear)
   5  the server refused the transaction: EHLO, the sender, DATA or the
      message (or lacks what it needs: CHUNKING for --bdat, SIZE, SMTPUTF8)
-  6  protocol error: the server broke SMTP (malformed or unexpected reply)"""
+  6  protocol error: the server broke SMTP (malformed or unexpected reply)
+  With --count, the worst message decides: a refused or deferred recipient
+  gives 1, a message refused (sender, DATA, content) 5, a message whose fate
+  is unknown (the end was sent, no verdict came: it may have been delivered)
+  3, as does a connection that failed until the tries ran out."""
 
 
 EXAMPLES_HELP = """\
@@ -241,8 +246,34 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="send the message N times in one session, with a progress bar and a "
-        "summary line (only the first transaction is shown)",
+        help="send the message N times: the first on this session, shown as without "
+        "--count (so a server that cannot take mail fails the same way); then QUIT, and the "
+        "other N-1 through a pool of --connections new connections, whose sessions run at "
+        "once and are not shown; every result feeds a progress bar (-v: a line per message) "
+        "and the summary line, which counts the messages by how they ended: accepted, "
+        "refused, deferred (temporary failures until the tries ran out), unknown (the end "
+        "was sent and no verdict came: it may have been delivered), error",
+    )
+    group.add_argument(
+        "--connections",
+        type=int,
+        metavar="K",
+        help="with --count: at most K connections at once for the pool (default: 1); "
+        "each opens its session as this one did (TLS, AUTH, EHLO name), also over a Unix "
+        "socket. The first message's session is closed before the pool starts",
+    )
+    group.add_argument(
+        "--rate",
+        metavar="N/SECONDS",
+        help="with --count: begin at most N transactions in any SECONDS, over all "
+        "connections and the first message, e.g. 100/60 (default: no limit)",
+    )
+    group.add_argument(
+        "--max-per-connection",
+        type=int,
+        metavar="M",
+        help="with --count: at most M messages on one pool connection, then a fresh one "
+        f"(default: {Policy().max_messages})",
     )
 
     group = parser.add_argument_group(
@@ -280,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="show the transcript in probe mode too, and every transaction of --count",
+        help="show the transcript in probe mode too; with --count, a line per message as "
+        "its result arrives, instead of the progress bar",
     )
     group.add_argument(
         "--suppress-data",
@@ -290,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--record",
         metavar="FILE",
-        help="write the session to FILE as an smtp-transcript/1 file (AUTH payloads redacted)",
+        help="write the session to FILE as an smtp-transcript/1 file (AUTH payloads "
+        "redacted); with --count, the first message's session",
     )
     return parser

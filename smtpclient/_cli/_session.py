@@ -18,6 +18,7 @@ from smtp_core import (
     Ehlo,
     Greeting,
     LocalProtocolError,
+    OutcomeUnknown,
     Procedure,
     ProtocolError,
     RemoteProtocolError,
@@ -42,6 +43,7 @@ from ._common import (
     EXIT_TRANSACTION,
     EXIT_USAGE,
     _Fail,
+    _Unknown,
     _version,
 )
 from ._display import _Display, _printable
@@ -139,6 +141,8 @@ class _Session:
         self.display.reset()
         try:
             return self.driver.run(procedure)
+        except OutcomeUnknown as exc:  # not a failure: the message may have been delivered
+            raise _Unknown(f"{stage}: {exc}", exc) from None
         except ServerDisconnected as exc:
             raise _Fail(EXIT_CONNECTION, f"{stage}: {exc}") from None
         except RemoteSASLError as exc:
