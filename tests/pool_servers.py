@@ -11,6 +11,12 @@ what busy or broken servers do to bulk senders:
   end of data is a verdict (not delivered, try again), unlike silence.
 * ``drop_after=N``: close the connection, saying nothing, when the (N+1)th
   MAIL comes (a server that crashes or restarts).
+* ``drop_idle_after=N``: close the connection right after the 250 to the
+  Nth message's final dot (a server that drops idle clients): the client
+  finds out when it next writes.
+* ``max_sessions=N``: greet a connection beyond N open at once with 421
+  and close it, at once; ``greeting_delay`` seconds before the greeting of
+  the others (a server that looks the client up first, as most do).
 * ``silent_marker=b"..."``: keep a message whose content holds the marker,
   then never answer its final dot (the server is "still delivering"); the
   client's ``data_end`` timeout ends it.
@@ -27,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as AioSMTP
@@ -59,6 +65,7 @@ class _Recorder:
         self.arrivals: list[Arrival] = []
         self.mail_times: list[float] = []  # every MAIL, kept or not
         self.hang_ups = 0  # connections closed by the server (421 or a drop)
+        self.refused = 0  # connections greeted with 421 (beyond max_sessions)
         self.open = 0
         self.peak = 0
         self.connections = 0
@@ -86,15 +93,32 @@ class _Protocol(AioSMTP):
         self.kept = 0  # messages taken on this connection (final dot reached)
         self.mail_at = 0.0
         self.close_after_reply = False
+        self.refused = False  # greeted with 421: beyond max_sessions
+        self.greeted = False
 
     def connection_made(self, transport: Any) -> None:
         if self.number == 0:  # not again for STARTTLS (not used here)
             self.number = self.server.recorder.connected()
+        limit = self.server.max_sessions
+        if limit is not None and self.server.open_connections > limit:
+            self.refused = True
+            with self.server.recorder.lock:
+                self.server.recorder.refused += 1
+            transport.write(b"421 4.7.0 too many connections, try again later\r\n")
+            transport.close()
+            return
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self.server.recorder.disconnected()
-        super().connection_lost(error)
+        if not self.refused:
+            super().connection_lost(error)
+
+    async def push(self, status: AnyStr) -> None:
+        if not self.greeted:
+            self.greeted = True
+            await asyncio.sleep(self.server.greeting_delay)
+        await super().push(status)
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         server = self.server
@@ -113,7 +137,8 @@ class _Protocol(AioSMTP):
 
     async def smtp_DATA(self, arg: str) -> None:
         await super().smtp_DATA(arg)
-        if self.close_after_reply:
+        idle_after = self.server.drop_idle_after
+        if self.close_after_reply or (idle_after is not None and self.kept >= idle_after):
             self._hang_up()
 
     def _hang_up(self) -> None:
@@ -175,11 +200,17 @@ class PoolServer:
         refuse_mail_after: int | None = None,
         refuse_dot_every: int | None = None,
         drop_after: int | None = None,
+        drop_idle_after: int | None = None,
+        max_sessions: int | None = None,
+        greeting_delay: float = 0.0,
         silent_marker: bytes | None = None,
     ) -> None:
         self.refuse_mail_after = refuse_mail_after
         self.refuse_dot_every = refuse_dot_every
         self.drop_after = drop_after
+        self.drop_idle_after = drop_idle_after
+        self.max_sessions = max_sessions
+        self.greeting_delay = greeting_delay
         self.silent_marker = silent_marker
         self.recorder = _Recorder()
         self.port = free_port()
@@ -214,6 +245,12 @@ class PoolServer:
         """Connections the server closed on purpose (421, or a drop), so far."""
         with self.recorder.lock:
             return self.recorder.hang_ups
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections greeted with 421 (beyond ``max_sessions``), so far."""
+        with self.recorder.lock:
+            return self.recorder.refused
 
     @property
     def open_connections(self) -> int:

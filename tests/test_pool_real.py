@@ -417,15 +417,23 @@ def test_ten_thousand_messages_over_ten_connections(
     print(f"\n{world.name}: {BULK} sent in {sent:.1f} s, all delivered after {total:.1f} s")
 
 
-# -- 3. postfix with smtpd_recipient_limit = 100: one message to 250 recipients ---------
+# -- 3. postfix with limits: 100 recipients per transaction, 2 connections at once ------
+
+LIMITS = {
+    # 452 4.5.3 to the 101st RCPT of a transaction.
+    "smtpd_recipient_limit": "100",
+    # 421 4.7.0 to a third connection from one client at once (anvil), and
+    # loopback is not exempt as it is by default.
+    "smtpd_client_connection_count_limit": "2",
+    "smtpd_client_event_limit_exceptions": "",
+}
 
 
 @pytest.fixture(scope="module")
-def postfix_100_recipients() -> Iterator[PostfixServer]:
-    """A postfix of its own that takes at most 100 recipients per transaction (452 beyond)."""
+def postfix_limited() -> Iterator[PostfixServer]:
+    """A postfix of its own with :data:`LIMITS`."""
     yield from serve_for_session(
-        lambda workdir: PostfixServer(workdir, main_cf={"smtpd_recipient_limit": "100"}),
-        prefix="smtpclient-postfix-rcpt100-",
+        lambda workdir: PostfixServer(workdir, main_cf=LIMITS), prefix="smtpclient-postfix-limits-"
     )
 
 
@@ -438,9 +446,9 @@ def _queue_ids(server: PostfixServer, message_id: str) -> list[str]:
 
 @every_world
 def test_a_message_to_250_recipients_past_a_limit_of_100(
-    world: World, postfix_100_recipients: PostfixServer
+    world: World, postfix_limited: PostfixServer
 ) -> None:
-    server = postfix_100_recipients
+    server = postfix_limited
     tag = _unique(f"rcpt-{world.name}")
     recipients = [f"{tag}-{n}@{TEST_DOMAIN}" for n in range(250)]
     message = _messages(1, tag, lambda seq: recipients)[0]
@@ -466,6 +474,38 @@ def test_a_message_to_250_recipients_past_a_limit_of_100(
         re.search(rf"qmgr\[\d+\]: {q}: from=<\S*>, size=\d+, nrcpt=(\d+)", log) for q in queue_ids
     ]
     assert [int(q[1]) if q else None for q in queued] == [100, 100, 50]
+
+
+@every_world
+def test_a_server_that_takes_2_connections_gets_everything_over_2(
+    world: World, postfix_limited: PostfixServer
+) -> None:
+    # The pool may open 5; postfix greets the 3rd one at once with 421 and
+    # closes it.  The pool keeps sending on the 2 it has (and probes again
+    # now and then, with a backoff): every message goes through, once.
+    count = 300
+    tag = _unique(f"conns-{world.name}")
+    messages = _messages(count, tag, lambda seq: [f"{tag}-{seq}@{TEST_DOMAIN}"])
+    refused_before = server_log_count(postfix_limited, "Connection concurrency limit exceeded")
+    with own_mail(postfix_limited, f"{tag}-") as maildir:
+        results = world.send(
+            _postfix_session(postfix_limited), Policy(max_connections=5, backoff=0.05), messages
+        )
+        _assert_all_accepted(results, messages)
+        assert _retries(results) == 0  # a connection refused at its greeting took no message
+        delivered = maildir.settled(count, timeout=60.0)
+        assert Counter(_seq(raw) for _, raw in delivered.values()) == Counter(range(count))
+    # The limit was met (postlogd writes a moment later).
+    deadline = time.monotonic() + 5.0
+    while (
+        server_log_count(postfix_limited, "Connection concurrency limit exceeded") == refused_before
+    ):
+        assert time.monotonic() < deadline, postfix_limited.read_log(max_lines=40)
+        time.sleep(0.05)
+
+
+def server_log_count(server: PostfixServer, text: str) -> int:
+    return server.read_log().count(text)
 
 
 # -- 2, 4, 5. aiosmtpd that misbehaves: 421, silence after the dot, drops, timing ----------
@@ -534,24 +574,56 @@ def test_421_after_every_50_messages_still_gets_all_through(world: World, where:
 
 
 @every_world
-def test_a_dropped_connection_is_reopened(world: World) -> None:
-    # The server closes the connection, saying nothing, when the 8th MAIL comes:
-    # that message was not delivered (its end was never sent), so it is tried again.
+@pytest.mark.parametrize("when", ["at-mail", "when-idle"])
+def test_a_dropped_connection_is_reopened(world: World, when: str) -> None:
+    # "at-mail": the server closes the connection, saying nothing, when the
+    # 8th MAIL comes: that message was not delivered (its end was never
+    # sent), so it is tried again on a fresh connection.
+    # "when-idle": the server closes it right after the 250 to the 7th final
+    # dot; the pool finds out when it next writes (then as above), or not at
+    # all if it had no more to send on it.
     count = 100
     tag = _unique("drop")
     messages = _messages(count, tag, _one_recipient(tag))
-    with PoolServer(drop_after=7) as server:
+    server = PoolServer(drop_after=7) if when == "at-mail" else PoolServer(drop_idle_after=7)
+    with server:
         results = world.send(_aiosmtpd_session(server), PATIENT, messages)
         _arrived_once(server, messages)
         mails = len(server.mail_times)
         drops = server.hang_ups
         connections = server.connections
     _assert_all_accepted(results, messages)
-    # Each drop cost exactly one retry, on a fresh connection.
-    assert _retries(results) == drops
-    assert mails == count + drops
+    retries = _retries(results)
+    if when == "at-mail":
+        # Each drop cost exactly one retry, and the server saw its MAIL.
+        assert retries == drops
+        assert mails == count + drops
+    else:
+        # The MAIL written to a closed connection never reached the server.
+        assert retries <= drops
+        assert mails == count
     assert drops >= count // 7 - PATIENT.max_connections
     assert connections >= -(-count // 7)
+
+
+@every_world
+def test_a_server_that_takes_2_sessions_at_once_gets_everything_over_2(world: World) -> None:
+    # The pool opens 5 connections at once; the server greets the 3 beyond
+    # its 2 with 421 at once, and the 2 it takes a moment later.  Those 2
+    # work: the 3 refusals are one busy moment, not 3 failed tries.  Every
+    # message must go through, over the 2 (postfix's own concurrency limit
+    # does the same: test_a_server_that_takes_2_connections_...).
+    count = 50
+    tag = _unique("sessions")
+    messages = _messages(count, tag, _one_recipient(tag))
+    with PoolServer(max_sessions=2, greeting_delay=0.2) as server:
+        results = world.send(
+            _aiosmtpd_session(server), Policy(max_connections=5, backoff=0.05), messages
+        )
+        _arrived_once(server, messages)
+        refused = server.refused_connections
+    assert refused >= 3
+    _assert_all_accepted(results, messages)
 
 
 SILENT = b"X-Silent: yes"
