@@ -296,7 +296,10 @@ def _unique(tag: str) -> str:
 
 # -- 1. postfix: 10,000 messages over 10 connections ------------------------------------
 
-BULK = 10_000
+# The figure, in every world.  The noxfile runs it so on the newest
+# Python and with 1,000 on the oldest: four worlds x 10,000 messages through
+# postfix's real delivery cost about 4 minutes a Python, and CI has 20 in all.
+BULK = int(os.environ.get("SMTPCLIENT_POOL_BULK", "10000"))
 _DELIVERED_TO = re.compile(rb"^Delivered-To: (\S+)$", re.MULTILINE)
 
 
