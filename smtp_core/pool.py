@@ -48,7 +48,7 @@ from __future__ import annotations
 import heapq
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, final
 
@@ -93,7 +93,8 @@ class Policy:
         rate_interval: the window of ``rate_limit``, in seconds.
         idle_timeout: a connection idle this long is closed.
         check_after: a connection idle this long is checked with NOOP before
-            it takes another message.
+            it takes another message (0: before each reuse; one the server
+            has just answered, opening or checking it, is not checked again).
         max_attempts: tries per recipient for temporary failures (the first
             one included); then it ends as ``"deferred"``.
         backoff: seconds before the second try; each later try waits
@@ -292,11 +293,17 @@ class _Job:
     entry: _Entry
     indices: tuple[int, ...]
     attempt: int
+    carried: bool = False  # a 452 carry-over: try ``attempt`` was already made
 
     @property
     def recipients(self) -> tuple[str, ...]:
         to = self.entry.message.recipients
         return tuple(to[i] for i in self.indices)
+
+    @property
+    def tried(self) -> int:
+        """The tries made so far, if this job ends before it is sent."""
+        return self.attempt if self.carried else self.attempt - 1
 
 
 @dataclass(slots=True, eq=False)
@@ -306,6 +313,9 @@ class _Conn:
     transactions: int = 0
     idle_since: float = 0.0
     job: _Job | None = None
+    # Went idle on the server's answer to Open or to a NOOP, and no poll has
+    # passed it over since: it takes a waiting message without another check.
+    fresh: bool = False
 
 
 @dataclass(order=True, slots=True)
@@ -371,7 +381,7 @@ class Scheduler:
         self._ready.clear()
         self._delayed.clear()
         for job in waiting:
-            self._settle(job, "error", error=self._cancelled, attempts=job.attempt - 1)
+            self._settle(job, "error", error=self._cancelled, attempts=job.tried)
 
     # -- what the pool does next -------------------------------------------------------
 
@@ -390,13 +400,24 @@ class Scheduler:
         # Most recently used first: the others go idle and close, so a
         # trickle of mail keeps one warm connection rather than K cold ones.
         for conn in sorted(self._idle(), key=lambda c: -c.idle_since):
-            idle = now - conn.idle_since
-            if idle >= policy.idle_timeout or (no_more_work and self._input_done):
+            # The same sums as deadline()'s, so the wake-up it asks for acts:
+            # now - idle_since may round below the timeout (4.1 - 3.1 < 1.0).
+            timed_out = now >= conn.idle_since + policy.idle_timeout
+            stale = now >= conn.idle_since + policy.check_after
+            fresh, conn.fresh = conn.fresh, False
+            can_send = bool(self._ready) and self._room() > 0
+            # A connection the server answered just now (Open, NOOP) takes the
+            # message whatever the clock says: else check_after=0 would NOOP
+            # forever and idle_timeout=0 would close each new one unused.
+            taken_now = fresh and can_send
+            if not taken_now and (timed_out or (no_more_work and self._input_done)):
                 actions.append(self._close(conn, quit=True))
-            elif self._ready and idle >= policy.check_after:
+            elif can_send and stale and not fresh:
+                # Only when the message could go now: a NOOP while the rate
+                # limit holds it back would be stale by the time it may go.
                 conn.state = "checking"
                 actions.append(Check(conn.id))
-            elif self._ready and self._room() > 0:
+            elif can_send:
                 job = self._ready.popleft()
                 conn.state, conn.job = "busy", job
                 conn.transactions += 1
@@ -423,9 +444,10 @@ class Scheduler:
         times: list[float] = []
         if self._delayed:
             times.append(self._delayed[0].ready_at)
+        can_send = bool(self._ready) and self._room() > 0
         for conn in self._idle():
             times.append(conn.idle_since + policy.idle_timeout)
-            if self._ready:
+            if can_send:  # the same test as poll()'s, so the wake-up it asks for acts
                 times.append(conn.idle_since + policy.check_after)
         if self._ready:
             if self._room() <= 0:
@@ -444,7 +466,7 @@ class Scheduler:
             self._opened(conn, outcome, now)
         elif isinstance(action, Check):
             if isinstance(outcome, Reply) and outcome.is_positive:
-                self._idle_now(conn, now)
+                self._idle_now(conn, now, fresh=True)
             else:
                 quit = isinstance(outcome, Reply) and outcome.code != 421
                 self._to_close.append(self._close(conn, quit=quit))
@@ -489,8 +511,8 @@ class Scheduler:
         limit = self.policy.rate_limit
         return sys.maxsize if limit is None else limit - len(self._begun)
 
-    def _idle_now(self, conn: _Conn, now: float) -> None:
-        conn.state, conn.idle_since = "idle", now
+    def _idle_now(self, conn: _Conn, now: float, *, fresh: bool = False) -> None:
+        conn.state, conn.idle_since, conn.fresh = "idle", now, fresh
 
     def _close(self, conn: _Conn, *, quit: bool) -> Close:
         conn.state = "closing"
@@ -499,13 +521,15 @@ class Scheduler:
     def _opened(self, conn: _Conn, outcome: Outcome, now: float) -> None:
         if not isinstance(outcome, BaseException):
             self._open_failures, self._open_after = 0, float("-inf")
-            self._idle_now(conn, now)
+            self._idle_now(conn, now, fresh=True)
             return
         self._to_close.append(self._close(conn, quit=False))
         self._open_failures += 1
         self._open_after = now + self.policy.delay(self._open_failures)
         permanent = _is_permanent(outcome)
-        alive = any(c.state in ("idle", "busy", "checking") for c in self._conns.values())
+        # A connection still opening may yet work: a server that takes two
+        # connections refuses the third at once, before the first two open.
+        alive = any(c.state != "closing" for c in self._conns.values())
         if alive or not (permanent or self._open_failures >= self.policy.max_attempts):
             return
         # No connection works and none will: what waits ends now, not after
@@ -515,7 +539,7 @@ class Scheduler:
         self._delayed.clear()
         status: RecipientStatus = "error" if permanent else "deferred"
         for job in waiting:
-            self._settle(job, status, error=outcome, attempts=job.attempt - 1)
+            self._settle(job, status, error=outcome, attempts=job.tried)
         self._open_failures, self._open_after = 0, float("-inf")
 
     def _sent(self, job: _Job, outcome: Outcome, now: float) -> bool:
@@ -544,25 +568,26 @@ class Scheduler:
 
     def _transaction_done(self, job: _Job, result: TransactionResult, now: float) -> None:
         carried: list[int] = []
-        retried: list[int] = []
-        last: Reply | None = None
+        retried: dict[int, Reply] = {}  # each its own reply, should it end "deferred"
         for index, rcpt in zip(job.indices, result.recipients, strict=True):
             status = rcpt.status
             if status == "accepted":
                 self._settle_one(job, index, "accepted", reply=rcpt.reply, attempts=job.attempt)
-            elif _too_many(rcpt.reply) and result.delivered:
+            elif _too_many(rcpt.reply) and result.delivered and self._cancelled is None:
                 carried.append(index)
-            elif status == "temporary":
-                retried.append(index)
-                last = rcpt.reply
+            elif status == "temporary" or _too_many(rcpt.reply):
+                # A 552 5.5.3 is temporary too (§4.5.3.1.10), also when this
+                # transaction delivered nothing; after cancel() no further
+                # transaction begins, so _retry ends these as "deferred".
+                retried[index] = rcpt.reply
             else:
                 self._settle_one(job, index, "refused", reply=rcpt.reply, attempts=job.attempt)
         if carried:
             # The transaction delivered to others: the next one makes progress
             # too, so this needs no backoff and costs no try.
-            self._ready.appendleft(_Job(job.entry, tuple(carried), job.attempt))
+            self._ready.appendleft(_Job(job.entry, tuple(carried), job.attempt, carried=True))
         if retried:
-            self._retry(job, tuple(retried), now, reply=last)
+            self._retry(job, tuple(retried), now, replies=retried)
 
     def _retry(
         self,
@@ -570,11 +595,12 @@ class Scheduler:
         indices: tuple[int, ...],
         now: float,
         *,
-        reply: Reply | None = None,
+        replies: Mapping[int, Reply] | None = None,
         error: BaseException | None = None,
     ) -> None:
         if job.attempt >= self.policy.max_attempts or self._cancelled is not None:
             for index in indices:
+                reply = replies.get(index) if replies is not None else None
                 self._settle_one(
                     job, index, "deferred", reply=reply, error=error, attempts=job.attempt
                 )
