@@ -179,7 +179,9 @@ class RecipientOutcome:
             until the tries ran out), ``"unknown"`` (the end of the message
             was sent and no verdict came: it may have been delivered; never
             tried again), or ``"error"`` (a local error, or the pool closed).
-        reply: the reply that settled it, if a reply did.
+        reply: the reply that settled it, if a reply did (a recipient refused
+            in a transaction whose verdict never came is ``"refused"`` with
+            no reply: :class:`~smtp_core.OutcomeUnknown` keeps none).
         error: the exception that settled it, if one did.
         attempts: the transactions tried for it.
     """
@@ -316,6 +318,9 @@ class _Conn:
     # Went idle on the server's answer to Open or to a NOOP, and no poll has
     # passed it over since: it takes a waiting message without another check.
     fresh: bool = False
+    # The open failures counted when it was asked for: the failures of one
+    # burst of opens count as one try, not max_connections of them.
+    failures_before: int = 0
 
 
 @dataclass(order=True, slots=True)
@@ -343,6 +348,10 @@ class Scheduler:
         self._begun: deque[float] = deque()  # when each transaction of the window began
         self._open_failures = 0
         self._open_after = float("-inf")
+        # Set when opening failed for good with no connection alive: until
+        # _open_after, what comes to be sent ends at once the same way (with
+        # this status and error) instead of waiting for a doomed connection.
+        self._broken: tuple[RecipientStatus, BaseException] | None = None
         self._results: list[MessageResult] = []
         self._unsettled = 0
         self._input_done = False
@@ -396,6 +405,11 @@ class Scheduler:
         # The same sum as deadline()'s, so the wake-up it asks for frees the slot.
         while self._begun and self._begun[0] + policy.rate_interval <= now:
             self._begun.popleft()
+        if self._broken is not None:
+            if now < self._open_after and not self._alive():
+                self._fail_waiting(*self._broken)
+            else:
+                self._broken = None  # time for one probe (or a live connection takes it)
         no_more_work = not self._ready and not self._delayed
         # Most recently used first: the others go idle and close, so a
         # trickle of mail keeps one warm connection rather than K cold ones.
@@ -431,7 +445,7 @@ class Scheduler:
             and now >= self._open_after
             and not (self._open_failures and waiting_for)  # after a failure, one probe at a time
         ):
-            conn = _Conn(self._next_conn)
+            conn = _Conn(self._next_conn, failures_before=self._open_failures)
             self._next_conn += 1
             self._conns[conn.id] = conn
             waiting_for += 1
@@ -520,27 +534,34 @@ class Scheduler:
 
     def _opened(self, conn: _Conn, outcome: Outcome, now: float) -> None:
         if not isinstance(outcome, BaseException):
-            self._open_failures, self._open_after = 0, float("-inf")
+            self._open_failures, self._open_after, self._broken = 0, float("-inf"), None
             self._idle_now(conn, now, fresh=True)
             return
         self._to_close.append(self._close(conn, quit=False))
-        self._open_failures += 1
-        self._open_after = now + self.policy.delay(self._open_failures)
+        if conn.failures_before == self._open_failures:  # the first of its burst to fail
+            self._open_failures += 1
+            self._open_after = now + self.policy.delay(self._open_failures)
         permanent = _is_permanent(outcome)
         # A connection still opening may yet work: a server that takes two
         # connections refuses the third at once, before the first two open.
-        alive = any(c.state != "closing" for c in self._conns.values())
-        if alive or not (permanent or self._open_failures >= self.policy.max_attempts):
+        if self._alive() or not (permanent or self._open_failures >= self.policy.max_attempts):
             return
-        # No connection works and none will: what waits ends now, not after
-        # thousands of doomed connection attempts.
+        # No connection works and none will: what waits ends now, and what
+        # comes before the next probe too, not after thousands of doomed
+        # connection attempts.  The backoff keeps growing until one opens.
+        self._broken = ("error" if permanent else "deferred", outcome)
+        self._fail_waiting(*self._broken)
+
+    def _alive(self) -> bool:
+        """True if a connection is open or opening."""
+        return any(c.state != "closing" for c in self._conns.values())
+
+    def _fail_waiting(self, status: RecipientStatus, error: BaseException) -> None:
         waiting = list(self._ready) + [d.job for d in self._delayed]
         self._ready.clear()
         self._delayed.clear()
-        status: RecipientStatus = "error" if permanent else "deferred"
         for job in waiting:
-            self._settle(job, status, error=outcome, attempts=job.tried)
-        self._open_failures, self._open_after = 0, float("-inf")
+            self._settle(job, status, error=error, attempts=job.tried)
 
     def _sent(self, job: _Job, outcome: Outcome, now: float) -> bool:
         """Settle or requeue ``job``'s recipients; True if the connection is still usable."""
@@ -548,12 +569,14 @@ class Scheduler:
             self._transaction_done(job, outcome, now)
             return not any(r.code == 421 for r in _replies(outcome))
         if isinstance(outcome, OutcomeUnknown):
-            delivered = set(outcome.delivered)
+            delivered, unknown = set(outcome.delivered), set(outcome.unknown)
             for index, address in zip(job.indices, job.recipients, strict=True):
                 if address in delivered:
                     self._settle_one(job, index, "accepted", attempts=job.attempt)
-                else:
+                elif address in unknown:
                     self._settle_one(job, index, "unknown", error=outcome, attempts=job.attempt)
+                else:  # refused at RCPT (or by its LMTP verdict): never delivered
+                    self._settle_one(job, index, "refused", error=outcome, attempts=job.attempt)
             return False
         if isinstance(outcome, LocalProtocolError):
             # Refused before any byte was written: the message, not the connection.

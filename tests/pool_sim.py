@@ -205,9 +205,11 @@ class _Servers:
         if kind == "unknown":
             # The dot went out; the verdict did not come back (LMTP may have
             # confirmed some recipients before that).
-            flags = [self.pick((False, True)) for _ in range(n)]
-            delivered = tuple(to for to, f in zip(send.recipients, flags, strict=True) if f)
-            unknown = tuple(to for to, f in zip(send.recipients, flags, strict=True) if not f)
+            # confirmed by LMTP, unknown, or refused at RCPT before the dot.
+            fates = [self.pick(("delivered", "unknown", "refused")) for _ in range(n)]
+            told = list(zip(send.recipients, fates, strict=True))
+            delivered = tuple(to for to, fate in told if fate == "delivered")
+            unknown = tuple(to for to, fate in told if fate == "unknown")
             return sc.OutcomeUnknown(sc.StageTimeout(sc.Stage.DATA_END, 600.0), delivered, unknown)
         if kind == "disconnected":
             return sc.ServerDisconnected("the server hung up")

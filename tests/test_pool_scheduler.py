@@ -559,6 +559,25 @@ def test_outcome_unknown_is_never_retried() -> None:
     assert s.deadline() is None
 
 
+def test_outcome_unknown_keeps_the_recipients_refused_before_the_dot_refused() -> None:
+    """A recipient refused at RCPT was never delivered, whatever came after the dot.
+
+    Only the recipients the server had accepted when the verdict failed to
+    come are "unknown"; the refused one is "refused" (OutcomeUnknown keeps
+    no reply for it, so the outcome carries the exception).
+    """
+    s = Scheduler()
+    s.submit(message("a@example.test", "no@example.test"))
+    ready(s)
+    send = only(s.poll(0.0), Send)
+    lost = sc.OutcomeUnknown(sc.ServerDisconnected("gone"), (), ("a@example.test",))
+    s.report(send, lost, 1.0)
+    [result] = s.results()
+    assert statuses(result) == ["unknown", "refused"]
+    assert result.outcomes[1].reply is None
+    assert result.outcomes[1].error is lost
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -652,12 +671,23 @@ def test_permanent_open_failure_with_no_live_connection_fails_every_waiting_mess
     assert all(r.outcomes[0].error is error and r.outcomes[0].attempts == 0 for r in results)
     assert only(s.poll(1.0), Close) == Close(opening.conn, False)
     s.report(Close(opening.conn, False), None, 1.0)
-    s.submit(message())  # a later message gets a fresh chance at once
-    only(s.poll(1.0), Open)
+    s.submit(message())  # before the backoff ends: at once the same way, no connection
+    assert s.poll(1.5) == []
+    late = s.results()
+    assert [r.status for r in late] == ["error"]
+    assert late[0].outcomes[0].error is error
+    s.submit(message())  # after it: one probe
+    probe = only(s.poll(2.0), Open)
+    s.report(probe, None, 2.5)  # it opens: the pool works again
+    assert isinstance(only(s.poll(2.5), Send), Send)
 
 
 def test_transient_open_failures_back_off_probe_one_at_a_time_then_defer() -> None:
-    """Failed opens back off, then probe one at a time; max_attempts failures defer the waiting."""
+    """Failed opens back off, then probe one at a time; max_attempts failures defer the waiting.
+
+    The failures of one burst of opens count as one try: a server busy for a
+    moment refuses them all at once, and that is one failure, not three.
+    """
     s = Scheduler(Policy(max_connections=3, max_attempts=3, backoff=1.0, backoff_factor=2.0))
     s.submit(message())
     s.submit(message())
@@ -667,14 +697,26 @@ def test_transient_open_failures_back_off_probe_one_at_a_time_then_defer() -> No
     assert only(s.poll(1.0), Close) == Close(a.conn, False)  # no new Open before 2.0
     assert s.deadline() == 2.0
     assert s.poll(2.0) == []  # b is still opening: one probe at a time
-    s.report(b, ConnectionRefusedError(), 2.0)  # second failure: wait delay(2) = 2
-    only(s.poll(2.0), Close)
-    assert s.deadline() == 4.0
-    probe = only(s.poll(4.0), Open)
-    s.report(probe, ConnectionRefusedError(), 5.0)
+    s.report(b, ConnectionRefusedError(), 2.0)  # the same burst: still one failure
+    close, probe = s.poll(2.0)
+    assert close == Close(b.conn, False)
+    assert isinstance(probe, Open)
+    for closed in (Close(a.conn, False), close):
+        s.report(closed, None, 2.0)
+    s.report(probe, ConnectionRefusedError(), 3.0)  # second failure: wait delay(2) = 2
+    s.report(only(s.poll(3.0), Close), None, 3.0)
+    assert s.deadline() == 5.0
+    probe = only(s.poll(5.0), Open)
+    s.report(probe, ConnectionRefusedError(), 6.0)  # third: max_attempts
     results = s.results()
     assert [r.status for r in results] == ["deferred", "deferred"]
     assert results[0].outcomes[0].attempts == 0
+    s.report(only(s.poll(6.0), Close), None, 6.0)
+    s.submit(message())  # before the next probe (6 + delay(3) = 10): deferred at once
+    assert s.poll(7.0) == []
+    assert [r.status for r in s.results()] == ["deferred"]
+    s.submit(message())
+    only(s.poll(10.0), Open)
 
 
 def test_open_failure_with_a_live_connection_leaves_the_messages_to_it() -> None:
@@ -987,7 +1029,8 @@ def _each_outcome_tells_what_its_last_transaction_said(trace: Trace) -> None:
                 if outcome.error is None:  # settled by this reply, not by a later failure
                     assert outcome.reply == mine.reply, f"{to}: {outcome} after {mine}"
             elif isinstance(said, sc.OutcomeUnknown):
-                status = "accepted" if to in said.delivered else "unknown"
+                status = "accepted" if to in said.delivered else "refused"
+                status = "unknown" if to in said.unknown else status
                 assert outcome.status == status, f"{to}: {outcome} after {said!r}"
             elif isinstance(said, sc.LocalProtocolError):
                 assert outcome.status == "error" and outcome.error is said
