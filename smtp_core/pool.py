@@ -549,8 +549,9 @@ class Scheduler:
         # No connection works and none will: what waits ends now, and what
         # comes before the next probe too, not after thousands of doomed
         # connection attempts.  The backoff keeps growing until one opens.
-        self._broken = ("error" if permanent else "deferred", outcome)
-        self._fail_waiting(*self._broken)
+        status: RecipientStatus = "error" if permanent else "deferred"
+        self._broken = (status, outcome)
+        self._fail_waiting(status, outcome)
 
     def _alive(self) -> bool:
         """True if a connection is open or opening."""
