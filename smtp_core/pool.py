@@ -48,7 +48,7 @@ from __future__ import annotations
 import heapq
 import sys
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, final
 
@@ -308,10 +308,13 @@ class _Job:
         return self.attempt if self.carried else self.attempt - 1
 
 
+_State = Literal["opening", "idle", "busy", "checking", "closing"]
+
+
 @dataclass(slots=True, eq=False)
 class _Conn:
     id: int
-    state: Literal["opening", "idle", "busy", "checking", "closing"] = "opening"
+    state: _State = "opening"
     transactions: int = 0
     idle_since: float = 0.0
     job: _Job | None = None
@@ -343,6 +346,10 @@ class Scheduler:
         self._delayed: list[_Delayed] = []
         self._seq = 0
         self._conns: dict[int, _Conn] = {}
+        # Poll and deadline run after every report: what they look at is kept
+        # up to date rather than searched for (bench/pool.py, callgrind).
+        self._idle: dict[int, _Conn] = {}  # in the order they went idle
+        self._waiting = 0  # connections opening or being checked
         self._next_conn = 0
         self._to_close: list[Close] = []
         self._begun: deque[float] = deque()  # when each transaction of the window began
@@ -413,7 +420,8 @@ class Scheduler:
         no_more_work = not self._ready and not self._delayed
         # Most recently used first: the others go idle and close, so a
         # trickle of mail keeps one warm connection rather than K cold ones.
-        for conn in sorted(self._idle(), key=lambda c: -c.idle_since):
+        # (The idle ones are kept in the order they went idle.)
+        for conn in list(reversed(self._idle.values())):
             # The same sums as deadline()'s, so the wake-up it asks for acts:
             # now - idle_since may round below the timeout (4.1 - 3.1 < 1.0).
             timed_out = now >= conn.idle_since + policy.idle_timeout
@@ -429,15 +437,17 @@ class Scheduler:
             elif can_send and stale and not fresh:
                 # Only when the message could go now: a NOOP while the rate
                 # limit holds it back would be stale by the time it may go.
-                conn.state = "checking"
+                self._enter(conn, "checking")
                 actions.append(Check(conn.id))
             elif can_send:
                 job = self._ready.popleft()
-                conn.state, conn.job = "busy", job
+                self._enter(conn, "busy")
+                conn.job = job
                 conn.transactions += 1
-                self._begun.append(now)
+                if policy.rate_limit is not None:
+                    self._begun.append(now)
                 actions.append(Send(conn.id, job.entry.message, job.recipients, job.attempt))
-        waiting_for = sum(1 for c in self._conns.values() if c.state in ("opening", "checking"))
+        waiting_for = self._waiting
         while (
             len(self._ready) > waiting_for
             and len(self._conns) < policy.max_connections
@@ -448,6 +458,7 @@ class Scheduler:
             conn = _Conn(self._next_conn, failures_before=self._open_failures)
             self._next_conn += 1
             self._conns[conn.id] = conn
+            self._waiting += 1  # it is born opening
             waiting_for += 1
             actions.append(Open(conn.id))
         return actions
@@ -459,7 +470,7 @@ class Scheduler:
         if self._delayed:
             times.append(self._delayed[0].ready_at)
         can_send = bool(self._ready) and self._room() > 0
-        for conn in self._idle():
+        for conn in self._idle.values():
             times.append(conn.idle_since + policy.idle_timeout)
             if can_send:  # the same test as poll()'s, so the wake-up it asks for acts
                 times.append(conn.idle_since + policy.check_after)
@@ -517,8 +528,18 @@ class Scheduler:
 
     # -- inside ------------------------------------------------------------------------
 
-    def _idle(self) -> list[_Conn]:
-        return [c for c in self._conns.values() if c.state == "idle"]
+    def _enter(self, conn: _Conn, state: _State) -> None:
+        """Move ``conn`` to ``state``, keeping the idle ones and the count of those awaited."""
+        old = conn.state
+        if old == "idle":
+            del self._idle[conn.id]
+        elif old in ("opening", "checking"):
+            self._waiting -= 1
+        if state == "idle":
+            self._idle[conn.id] = conn
+        elif state == "checking":
+            self._waiting += 1
+        conn.state = state
 
     def _room(self) -> int:
         """Transactions the rate limit allows to begin now."""
@@ -526,10 +547,11 @@ class Scheduler:
         return sys.maxsize if limit is None else limit - len(self._begun)
 
     def _idle_now(self, conn: _Conn, now: float, *, fresh: bool = False) -> None:
-        conn.state, conn.idle_since, conn.fresh = "idle", now, fresh
+        self._enter(conn, "idle")
+        conn.idle_since, conn.fresh = now, fresh
 
     def _close(self, conn: _Conn, *, quit: bool) -> Close:
-        conn.state = "closing"
+        self._enter(conn, "closing")
         return Close(conn.id, quit)
 
     def _opened(self, conn: _Conn, outcome: Outcome, now: float) -> None:
@@ -568,7 +590,7 @@ class Scheduler:
         """Settle or requeue ``job``'s recipients; True if the connection is still usable."""
         if isinstance(outcome, TransactionResult):
             self._transaction_done(job, outcome, now)
-            return not any(r.code == 421 for r in _replies(outcome))
+            return not _closing(outcome)
         if isinstance(outcome, OutcomeUnknown):
             delivered, unknown = set(outcome.delivered), set(outcome.unknown)
             for index, address in zip(job.indices, job.recipients, strict=True):
@@ -666,10 +688,14 @@ class Scheduler:
             self._unsettled -= 1
 
 
-def _replies(result: TransactionResult) -> Sequence[Reply]:
-    replies = [result.mail_reply, *(r.reply for r in result.recipients)]
-    replies += [r.rcpt_reply for r in result.recipients if r.rcpt_reply is not None]
-    return replies + [r for r in (result.data_reply, result.final_reply) if r is not None]
+def _closing(result: TransactionResult) -> bool:
+    """True if the server answered 421 (closing the connection) in ``result``.
+
+    Every reply that can be a 421 settles some recipient there: MAIL's and
+    DATA's stand for each recipient they stopped, an RCPT's for its own, the
+    end of data's for each one accepted.
+    """
+    return any(r.reply.code == 421 for r in result.recipients)
 
 
 def _too_many(reply: Reply) -> bool:

@@ -186,7 +186,9 @@ class World:
 def _send_blocking(
     session: Session, policy: Policy, messages: Sequence[Message], gauge: Gauge | None
 ) -> list[MessageResult]:
-    threads = threading.active_count()
+    # A set, not a count: a thread some earlier test left winding down may end
+    # during this one (CI once saw the count drop from 2 to 1, a false leak).
+    before = set(threading.enumerate())
 
     def counted(session: Session) -> SyncDriver:
         driver = connect_driver(session.host, session.target_port, **session.connect_arguments())
@@ -199,9 +201,9 @@ def _send_blocking(
     # close() joins the pool's own thread; each connection's thread ends just
     # after reporting its Close, so it may take a moment more to be gone.
     deadline = time.monotonic() + 2.0
-    while threading.active_count() > threads and time.monotonic() < deadline:
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == threads, threading.enumerate()
+    assert not set(threading.enumerate()) - before, threading.enumerate()
     return results
 
 
