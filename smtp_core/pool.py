@@ -417,7 +417,6 @@ class Scheduler:
                 self._fail_waiting(*self._broken)
             else:
                 self._broken = None  # time for one probe (or a live connection takes it)
-        no_more_work = not self._ready and not self._delayed
         # Most recently used first: the others go idle and close, so a
         # trickle of mail keeps one warm connection rather than K cold ones.
         # (The idle ones are kept in the order they went idle.)
@@ -432,7 +431,9 @@ class Scheduler:
             # message whatever the clock says: else check_after=0 would NOOP
             # forever and idle_timeout=0 would close each new one unused.
             taken_now = fresh and can_send
-            if not taken_now and (timed_out or (no_more_work and self._input_done)):
+            # Asked each time round: the connection before may have taken the last message.
+            no_more_work = self._input_done and not self._ready and not self._delayed
+            if not taken_now and (timed_out or no_more_work):
                 actions.append(self._close(conn, quit=True))
             elif can_send and stale and not fresh:
                 # Only when the message could go now: a NOOP while the rate

@@ -342,6 +342,10 @@ def simulate(scenario: Scenario) -> Trace:
             seq += 1
             ends = now + servers.duration()
             heapq.heappush(in_flight, (ends, seq, action, servers.outcome(action)))
+        # The runners poll once per step: one poll must start all it can at `now`.
+        if again := scheduler.poll(now):
+            trace.spins.append(f"a second poll({now}) started {again}")
+            break
         trace.results += scheduler.results()
         if _is_done(scheduler):
             trace.done = True

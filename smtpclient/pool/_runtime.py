@@ -81,7 +81,11 @@ class _AsyncioFlag(Flag):
         self._event.set()
 
     async def wait(self, timeout: float | None) -> None:
-        if not self._event.is_set():
+        if self._event.is_set():
+            pass
+        elif timeout is None:  # a connection's inbox: no wait_for task and timer a message
+            await self._event.wait()
+        else:
             # asyncio.TimeoutError: a class of its own before Python 3.11.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._event.wait(), timeout)

@@ -270,6 +270,8 @@ def log_report(action: Action, outcome: Outcome) -> None:
 
 def log_result(result: MessageResult) -> None:
     """Log a message's result: INFO unless every recipient took it (DEBUG)."""
+    if not log.isEnabledFor(logging.INFO):
+        return  # nor DEBUG: skip `status`, a set built for every message
     status = result.status
     level = logging.DEBUG if status == "accepted" else logging.INFO
     if log.isEnabledFor(level):
