@@ -4,6 +4,7 @@
     python bench/pool.py --quick                # 1,000 messages, 1 repeat (about 10 s)
     python bench/pool.py --only "pool (asyncio)" --only "raw floor (asyncio)"
     python bench/pool.py --profile "pool (asyncio)"   # cProfile of one sample
+    python bench/pool.py --callgrind            # instructions per message (about 10 min)
 
 Every client sends the same small message to one recipient, ``--messages``
 times in all (10,000; 1,000 with ``--quick``), over ``--connections``
@@ -32,6 +33,15 @@ Messages (the pool's ``Message`` objects too) are made before the timing.
 Each sample times, inside its event loop or from the main thread, from
 before the first connect to after the last QUIT.  Every sample checks that
 every message was accepted.
+
+``--callgrind`` counts instructions instead of time, which the machine's load
+does not move: each client runs in a child under ``valgrind --tool=callgrind``
+(``--cg-child``), two warm-up samples of 50 messages, then a sample of N
+(300) and one of 2N messages over the same 10 connections, between the
+markers ``os.getppid()`` (count from here) and ``os.getpgrp()`` (dump).
+Per message = (Ir(2N) - Ir(N)) / N: the fixed costs (event loop, connects,
+EHLO, QUIT, threads started) cancel.  The ``Message`` objects are made before
+the counted part, as in the timed samples.
 """
 
 from __future__ import annotations
@@ -40,15 +50,20 @@ import argparse
 import cProfile
 import gc
 import hashlib
+import os
 import pstats
 import queue
+import shlex
 import smtplib
 import statistics
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import _clients
@@ -540,6 +555,81 @@ def profile(client: str, work: Work, lines: int) -> None:
     print("```")
 
 
+# -- callgrind -------------------------------------------------------------------------------------
+
+CG_WARMUPS, CG_N = 2, 300
+
+
+def cg_child(client: str, host: str, port: int, n: int, conns: int) -> None:
+    """Run under callgrind: warm-ups, then N and 2N messages between markers."""
+    job = aio.make_job()
+    address = (host, port)
+    for _ in range(CG_WARMUPS):
+        sample(client, Work(address, 5 * conns, conns, job))
+    first, second = ((prepare(client, Work(address, k * n, conns, job)), k * n) for k in (1, 2))
+    gc.collect()
+    os.getppid()  # marker: callgrind starts counting
+    for run, total in (first, second):
+        world = WORLD[client]
+        accepted = run() if world == "threads" else aio.run_world(world, run)  # type: ignore[arg-type]
+        os.getpgrp()  # marker: one dump per sample
+        if accepted != total:
+            raise NotDelivered(f"{client}: {accepted} of {total} accepted")
+
+
+def callgrind(clients: list[str], address: Address, n: int, conns: int) -> dict[str, float]:
+    """Instructions per message of each client, and print the commands that counted them."""
+    per_message: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="smtpclient-cg-pool-") as workdir:
+        for client in clients:
+            out = os.path.join(workdir, "cg.out")
+            child = [sys.executable, __file__, "--cg-child", client, address[0], str(address[1])]
+            subprocess.run([*child, str(conns), str(conns)], check=True)  # .pyc, not counted
+            child += [str(n), str(conns)]
+            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            argv += ["--zero-before=getppid", "--dump-before=getpgrp", *child]
+            env = {**os.environ, "PYTHONHASHSEED": "0"}
+            proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+            if proc.returncode:
+                raise RuntimeError(f"{shlex.join(argv)}:\n{proc.stderr.decode(errors='replace')}")
+            irs = [_callgrind_summary(f"{out}.{k}") for k in (1, 2)]
+            per_message[client] = (irs[1] - irs[0]) / n
+            print(f"    PYTHONHASHSEED=0 {shlex.join(argv)}")
+    print()
+    return per_message
+
+
+def _callgrind_summary(path: str) -> int:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no summary line in {path}")
+
+
+def print_callgrind(per_message: dict[str, float], n: int, conns: int) -> None:
+    print(
+        f"Instructions per message, (Ir({2 * n}) - Ir({n})) / {n}, over {conns} connections "
+        "(all the client's threads; the kernel and the sink not counted).\n"
+    )
+    rows = []
+    for client, ir in per_message.items():
+        floor = per_message.get(FLOORS[WORLD[client]])
+        no_pool = per_message.get(NO_POOL[WORLD[client]])
+        rows.append(
+            [
+                client,
+                fmt_int(ir),
+                *(ratio(ir, per_message[p]) if p in per_message else "n/a" for p in PEERS),
+                ratio(ir, no_pool) if no_pool and client in POOLS else "",
+                ratio(ir, floor) if floor else "n/a",
+            ]
+        )
+    table(
+        ["client", "Ir per message", *(f"/ {p}" for p in PEERS), "/ no pool", "/ floor"],
+        rows,
+    )
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -553,7 +643,15 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=names, help="run only this client")
     parser.add_argument("--profile", choices=names, help="cProfile one sample of this client")
     parser.add_argument("--profile-lines", type=int, default=25)
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count instructions per message (valgrind)"
+    )
+    parser.add_argument("--cg-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cg_child:
+        client, host, port, n, conns = args.cg_child
+        cg_child(client, host, int(port), int(n), int(conns))
+        return
     total = args.messages or (1_000 if args.quick else 10_000)
     repeats = args.repeats or (1 if args.quick else 3)
     if total % args.connections:
@@ -563,6 +661,14 @@ def main() -> None:
     with _common.smtp_sink() as sink:
         work = Work(sink.address, total, args.connections, job)
         warm_up = Work(sink.address, min(total, 1_000), args.connections, job)
+        if args.callgrind:
+            n = args.messages or (50 if args.quick else CG_N)
+            _common.header("Pool: instructions per message (valgrind --tool=callgrind)")
+            print(f"- pool sources: {pool_sources()}\n\nCommands:\n")
+            per_message = callgrind(clients, sink.address, n, args.connections)
+            print_callgrind(per_message, n, args.connections)
+            _common.footer()
+            return
         if args.profile:
             _common.header(f"Profile: {args.profile}, {total:,} messages")
             print(f"- pool sources: {pool_sources()}\n")
