@@ -49,6 +49,7 @@ class _Protocol(AioSMTP):
         super().__init__(*args, **kwargs)
         self.server = server
         self.counted = False
+        self.transaction = 0  # the number of this connection's MAIL among all the server's
 
     def connection_made(self, transport: Any) -> None:
         if not self.counted:
@@ -63,7 +64,17 @@ class _Protocol(AioSMTP):
     async def smtp_MAIL(self, arg: str | None) -> None:
         with self.server.lock:
             self.server.mail_times.append(time.monotonic())
+            self.transaction = len(self.server.mail_times)
+        if self.server.refuse_at.get(self.transaction) == "mail":
+            await self.push("550 5.7.1 sender refused by the test")
+            return
         await super().smtp_MAIL(arg)
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if self.server.refuse_at.get(self.transaction) == "data":
+            await self.push("554 5.5.1 no DATA by the test")
+            return
+        await super().smtp_DATA(arg)
 
 
 class _Handler:
@@ -88,6 +99,8 @@ class _Handler:
             self.server.contents.append(bytes(envelope.original_content))
         if self.server.silent:
             await asyncio.sleep(3600)  # kept, and never answered: cancelled at hang-up
+        if self.server.refuse_at.get(len(self.server.mail_times)) == "dot":
+            return "554 5.6.0 content refused by the test"
         return "250 2.0.0 kept"
 
 
@@ -109,8 +122,11 @@ class CountingServer:
         refuse_rcpt_every: int | None = None,
         silent: bool = False,
         tempfail_first: bool = False,
+        refuse_at: dict[int, str] | None = None,
     ) -> None:
         self.refuse_rcpt_every = refuse_rcpt_every
+        # The Nth MAIL's transaction refused at "mail", "data" or "dot" (5yz).
+        self.refuse_at = refuse_at or {}
         self.tempfail_first = tempfail_first
         self.silent = silent
         self.lock = threading.Lock()
@@ -240,6 +256,24 @@ def test_one_refused_recipient_of_two() -> None:
         "4 accepted, 4 refused",
     )
     assert "smtpclient: recipient b@example.test refused: 550" in result.err  # the first message
+
+
+def test_each_refusal_names_the_command_that_drew_it() -> None:
+    # One connection: the Nth MAIL the server sees is message N's.
+    with CountingServer(refuse_at={2: "mail", 3: "data", 4: "dot"}) as server:
+        result = send(server, "--count", "5", "--connections", "1", "-v")
+    assert result.code == 5, result  # EXIT_TRANSACTION: not the recipient's refusal (1)
+    lines = {
+        int(line.split()[2].rstrip(":")): line.split(": ", 1)[1]
+        for line in result.out.splitlines()
+        if re.match(r"\* message \d+: ", line)
+    }
+    assert lines[2] == "refused: sender refused: 550 5.7.1 sender refused by the test"
+    assert lines[3] == "refused: DATA refused: 554 5.5.1 no DATA by the test"
+    assert lines[4] == "refused: message refused: 554 5.6.0 content refused by the test"
+    assert lines[5].startswith("accepted: ")
+    assert len(server.contents) == 3  # messages 1, 4 (refused after its content) and 5
+    assert len(server.mail_times) == 5  # 5yz: none tried again
 
 
 def test_no_verdict_is_unknown_and_exits_3() -> None:

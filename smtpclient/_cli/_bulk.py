@@ -18,14 +18,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Literal
 
 from smtp_core import (
-    Connection,
+    Data,
+    EndOfContent,
     Extensions,
     LocalProtocolError,
-    Procedure,
+    Mail,
+    Rcpt,
     RemoteProtocolError,
     RemoteSASLError,
     ServerDisconnected,
@@ -34,14 +35,11 @@ from smtp_core import (
     TransactionResult,
 )
 from smtp_core.pool import (
-    Action,
     Message,
     MessageResult,
-    Outcome,
     Policy,
     RecipientOutcome,
     RecipientStatus,
-    Send,
 )
 from transports.sync import SyncDriver
 
@@ -79,42 +77,14 @@ _POOL_TLS: dict[str, Literal["none", "opportunistic", "required", "implicit"]] =
 # -- the pool's sessions -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _KeptSession(Session):
-    """A pool session that keeps each message's transactions, to tell who refused it.
-
-    A pool's :class:`~smtp_core.pool.RecipientOutcome` has the reply that
-    settled a recipient, not which command it answered: the transactions tell
-    a refused sender, DATA or message (exit status 5) from a refused
-    recipient (1), as for a single message.
-    """
-
-    transactions: dict[int, list[TransactionResult]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-
-    def procedure(self, action: Action, conn: Connection) -> Procedure[Outcome] | None:
-        procedure = Session.procedure(self, action, conn)
-        if isinstance(action, Send) and procedure is not None:
-            return self._kept(action.message, procedure)
-        return procedure
-
-    def _kept(self, message: Message, procedure: Procedure[Outcome]) -> Procedure[Outcome]:
-        outcome = yield from procedure
-        if isinstance(outcome, TransactionResult) and isinstance(message.key, int):
-            # One connection's thread per transaction; a list's append is atomic.
-            self.transactions.setdefault(message.key, []).append(outcome)
-        return outcome
-
-
-def _pool_session(session: _Session) -> _KeptSession:
+def _pool_session(session: _Session) -> Session:
     """The pool's session settings, from the command's options and its first session."""
     opts = session.opts
     target = opts.target
     # Over a Unix socket the pool speaks in the clear (Session(path=...) takes
     # no TLS): fine if the first session did too; else _unix_tls_connect.
     plain_socket = target.path is not None and not session.conn.tls_active
-    return _KeptSession(
+    return Session(
         host=target.host or "localhost",
         port=target.port or None,
         path=target.path if plain_socket else None,
@@ -171,9 +141,7 @@ def _code_of_error(error: BaseException | None) -> int:
     return EXIT_CONNECTION
 
 
-def _judged(
-    outcome: RecipientOutcome, tried: list[TransactionResult], lmtp: bool
-) -> tuple[int, str]:
+def _judged(outcome: RecipientOutcome, lmtp: bool) -> tuple[int, str]:
     """The exit status and the text of a recipient not accepted."""
     address = outcome.recipient
     reply = outcome.reply
@@ -186,21 +154,18 @@ def _judged(
         return _code_of_error(outcome.error), f"{address}: {what}{tries}: {outcome.error}"
     text = _reply_text(reply)
     verb = "deferred" if outcome.status == "deferred" else "refused"
-    # Which command the reply answered: the transaction that settled it tells.
-    for result in reversed(tried):
-        for rcpt in result.recipients:
-            if rcpt.recipient != address or rcpt.reply is not reply:
-                continue
-            if rcpt.rcpt_reply is not None and not rcpt.rcpt_reply.is_positive:
-                break
-            if reply is result.mail_reply:
-                return EXIT_TRANSACTION, f"sender {verb}{tries}: {text}"
-            if reply is result.data_reply:
-                return EXIT_TRANSACTION, f"DATA {verb}{tries}: {text}"
-            if lmtp:
-                return EXIT_RECIPIENT_REFUSED, f"delivery to {address} {verb}{tries}: {text}"
-            return EXIT_TRANSACTION, f"message {verb}{tries}: {text}"
-    return EXIT_RECIPIENT_REFUSED, f"recipient {address} {verb}{tries}: {text}"
+    # The reply names the command that drew it: the sender, the recipient, DATA
+    # or the message (its end, or a BDAT chunk) was refused.
+    command = reply.command
+    if isinstance(command, Rcpt):
+        return EXIT_RECIPIENT_REFUSED, f"recipient {address} {verb}{tries}: {text}"
+    if isinstance(command, Mail):
+        return EXIT_TRANSACTION, f"sender {verb}{tries}: {text}"
+    if isinstance(command, Data):
+        return EXIT_TRANSACTION, f"DATA {verb}{tries}: {text}"
+    if lmtp and isinstance(command, EndOfContent):
+        return EXIT_RECIPIENT_REFUSED, f"delivery to {address} {verb}{tries}: {text}"
+    return EXIT_TRANSACTION, f"message {verb}{tries}: {text}"
 
 
 class _Tally:
@@ -210,9 +175,8 @@ class _Tally:
     thread (``on_result``); read on the command's thread once the pool is closed.
     """
 
-    def __init__(self, session: _Session, kept: _KeptSession | None = None) -> None:
+    def __init__(self, session: _Session) -> None:
         self.session = session
-        self.kept = kept
         self.total = session.opts.count
         self.messages: Counter[str] = Counter()
         self.recipients: Counter[str] = Counter()
@@ -231,13 +195,12 @@ class _Tally:
         key = result.message.key
         number = key if isinstance(key, int) else 0
         with self.lock:
-            tried = [] if self.kept is None else self.kept.transactions.pop(number, [])
             problems: list[str] = []
             worst = EXIT_OK
             for outcome in result.outcomes:
                 self.recipients[outcome.status] += 1
                 if outcome.status != "accepted":
-                    status, text = _judged(outcome, tried, self.session.opts.lmtp)
+                    status, text = _judged(outcome, self.session.opts.lmtp)
                     worst = max(worst, status)
                     problems.append(text)
                     if outcome.status == "unknown" and self.first_unknown is None:
@@ -312,8 +275,8 @@ def _send_many(session: _Session, source: _MessageSource) -> int:
         f"message 1 of {opts.count} on this session; the other {others} through up to "
         f"{opts.connections} new connection{'s' if opts.connections != 1 else ''} (not shown)"
     )
-    kept = _pool_session(session)
-    tally = _Tally(session, kept)
+    pool_session = _pool_session(session)
+    tally = _Tally(session)
     try:
         first = message(1)
         first_began = time.monotonic()
@@ -351,7 +314,7 @@ def _send_many(session: _Session, source: _MessageSource) -> int:
             session.quit()
         _run_pool(
             session,
-            kept=kept,
+            pool_session=pool_session,
             tally=tally,
             message=message,
             first=first if retry_first else None,
@@ -375,7 +338,7 @@ def _send_many(session: _Session, source: _MessageSource) -> int:
 def _run_pool(
     session: _Session,
     *,
-    kept: _KeptSession,
+    pool_session: Session,
     tally: _Tally,
     message: Callable[[int], Message],
     first: Message | None,
@@ -399,10 +362,12 @@ def _run_pool(
         window.release()
 
     target = opts.target
-    if target.path is not None and kept.path is None:
-        pool = Pool(kept, policy, on_result=on_result, connect=_unix_tls_connect(target.path))
+    if target.path is not None and pool_session.path is None:
+        pool = Pool(
+            pool_session, policy, on_result=on_result, connect=_unix_tls_connect(target.path)
+        )
     else:
-        pool = Pool(kept, policy, on_result=on_result)
+        pool = Pool(pool_session, policy, on_result=on_result)
 
     def pending() -> Iterator[Message]:
         if first is not None:
