@@ -10,13 +10,14 @@ from typing import IO
 from ._args import _options
 from ._commands import _probe, _send
 from ._common import EXIT_USAGE, _Fail, _Usage
+from ._fuzz import run_fuzz
 from ._message import _MessageSource
 from ._parser import build_parser
 from ._session import _Session
 
 __all__ = ["MODES", "run"]
 
-MODES = ("send", "probe")
+MODES = ("send", "probe", "fuzz")
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -32,6 +33,8 @@ def run(
     mode = "send"
     if argv and argv[0] in MODES:
         mode = argv.pop(0)
+    if mode == "fuzz":  # options of its own: smtpclient/_cli/_fuzz.py
+        return run_fuzz(argv, out, err)
     parser = build_parser()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

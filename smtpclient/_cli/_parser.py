@@ -59,7 +59,11 @@ examples:
   smtpclient -s localhost:2525 -f a@example.com -t b@example.com --count 1000 -q
 
   # raw bytes after EHLO, for testing servers only
-  printf 'NOOP\\r\\nVRFY postmaster\\r\\n' | smtpclient -s localhost --raw - --raw-replies 2"""
+  printf 'NOOP\\r\\nVRFY postmaster\\r\\n' | smtpclient -s localhost --raw - --raw-replies 2
+
+  # fuzz a server you own for a minute, then replay what it found
+  smtpclient fuzz -s 127.0.0.1:2525 --seconds 60
+  smtpclient fuzz --replay fuzz-findings/violation-12-0a1b2c3d4e.txt"""
 
 
 DESCRIPTION = """\
@@ -70,7 +74,10 @@ modes (the first word; "send" when left out):
   send    send a message and show the session (the default)
   probe   connect, show the greeting, the EHLO extensions (before and after
           STARTTLS), the TLS version, cipher and certificate, the AUTH
-          mechanisms and the SIZE limit, then QUIT"""
+          mechanisms and the SIZE limit, then QUIT
+  fuzz    fuzz a server you own (loopback unless --allow-remote): generated
+          sessions, crashes, hangs and protocol violations saved as
+          replayable transcripts; options of its own: smtpclient fuzz --help"""
 
 
 # -- the command line ----------------------------------------------------------------------

@@ -32,7 +32,7 @@ Example::
 from __future__ import annotations
 
 from ._checks import check_reply
-from ._fuzzer import HISTORY, MAX_CORPUS, Finding, FuzzReport, Fuzzer, TargetUnreachable
+from ._fuzzer import HISTORY, MAX_CORPUS, Finding, Fuzzer, FuzzReport, TargetUnreachable
 from ._mutate import MUTATORS, Generator
 from ._record import Saved, SavedSession, dump_sessions, load_sessions
 from ._replay import ReplayResult, replay

@@ -122,8 +122,7 @@ class FuzzReport:
             f"reached {len(self.states)} engine states ({states}), {self.pairs} "
             f"(state, reply code) pairs, {self.transitions} (state, command, reply code) "
             f"transitions; corpus {self.corpus} sessions",
-            f"sessions closed by the server with a reply due and no 421: "
-            f"{self.closed_without_421}",
+            f"sessions closed by the server with a reply due and no 421: {self.closed_without_421}",
             f"findings: {len(self.findings)}",
         ]
 
@@ -189,7 +188,7 @@ class Fuzzer:
         self.recipients = tuple(recipients)
         self.max_findings = max_findings
         self.on_finding = on_finding
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible by seed, not a secret
         self._coverage: set[Coverage] = set()
         self._corpus: list[_Entry] = []
         self._chosen: collections.Counter[State] = collections.Counter()
@@ -231,8 +230,9 @@ class Fuzzer:
             result = self.runner.run(steps)
             if result.refused:
                 if report.sessions == 0:
-                    raise TargetUnreachable(f"cannot connect to {self.target_name}: "
-                                            f"{result.refused_error}")  # fmt: skip
+                    raise TargetUnreachable(
+                        f"cannot connect to {self.target_name}: {result.refused_error}"
+                    )
                 self._crash(report, result.refused_error)
                 report.stopped = "the server stopped accepting connections"
                 break
@@ -252,8 +252,7 @@ class Fuzzer:
         """``postmaster@`` the greeting's domain (mail to it must be taken), and a stranger."""
         result = self.runner.run(())
         if result.refused:
-            raise TargetUnreachable(f"cannot connect to {self.target_name}: "
-                                    f"{result.refused_error}")  # fmt: skip
+            raise TargetUnreachable(f"cannot connect to {self.target_name}: {result.refused_error}")
         greeting = next((r.data for r in result.records if r.direction == "S"), b"")
         words = greeting[4:].split(b" ", 1) if isinstance(greeting, bytes) else []
         domain = words[0].decode("ascii", "replace").strip() if words else ""
@@ -268,8 +267,9 @@ class Fuzzer:
         # those the corpus reaches, then a session that reaches it.
         states = {state for entry in self._corpus for state in entry.reached}
         least = min(self._chosen[state] for state in states)
-        state = rng.choice(sorted((s for s in states if self._chosen[s] == least),
-                                  key=lambda s: s.name))  # fmt: skip
+        state = rng.choice(
+            sorted((s for s in states if self._chosen[s] == least), key=lambda s: s.name)
+        )
         self._chosen[state] += 1
         entry = rng.choice([e for e in self._corpus if state in e.reached])
         other = rng.choice(self._corpus).steps

@@ -33,7 +33,7 @@ from ._steps import Step, content, group, is_clean, line, normalize, raw
 
 __all__ = ["MUTATORS", "Generator"]
 
-_INTERESTING_BYTES: Final = b"\x00\r\n\t \x7f\x80\xff:<>@.\"\\"
+_INTERESTING_BYTES: Final = b'\x00\r\n\t \x7f\x80\xff:<>@."\\'
 _ADDRESS: Final = re.compile(rb"<[^<>]*>")
 Mutator = Callable[["Generator", list[Step], Sequence[Step]], list[Step]]
 

@@ -83,17 +83,21 @@ def replay(
         if run.refused:
             if result.sessions == 0:
                 raise OSError(f"cannot connect to {name}: {run.refused_error}")
-            result.findings.append(("crash", f"connection refused: {run.refused_error}",
-                                    session.number))  # fmt: skip
+            result.findings.append(
+                ("crash", f"connection refused: {run.refused_error}", session.number)
+            )
             return result
         result.sessions += 1
         if run.finding is not None:
             result.findings.append((run.finding[0], run.finding[1], session.number))
         if _refused(runner):
             result.findings.append(
-                ("crash", f"the server stopped accepting connections after session "
-                 f"{session.number}", session.number)
-            )  # fmt: skip
+                (
+                    "crash",
+                    f"the server stopped accepting connections after session {session.number}",
+                    session.number,
+                )
+            )
             return result
     return result
 

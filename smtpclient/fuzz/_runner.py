@@ -45,7 +45,7 @@ from smtp_core import (
 from ._checks import check_reply, coverage_verb
 from ._steps import Step, is_clean
 
-__all__ = ["READ_SIZE", "TAIL_READ_LIMIT", "Connect", "SessionResult", "SessionRunner"]
+__all__ = ["READ_SIZE", "TAIL_READ_LIMIT", "TAIL_WAIT", "Connect", "SessionResult", "SessionRunner"]
 
 log = logging.getLogger("smtpclient.fuzz")
 
@@ -53,6 +53,9 @@ log = logging.getLogger("smtpclient.fuzz")
 READ_SIZE: Final = 65536
 #: The most bytes read from the server after a tail step (the rest is dropped).
 TAIL_READ_LIMIT: Final = 1 << 20
+#: Seconds to wait for the server to close after a tail step (a timeout there
+#: is no finding, so a short wait costs nothing).
+TAIL_WAIT: Final = 1.0
 #: Replies a closing QUIT after a tail step may pair with (any number up to it).
 _TAIL_REPLIES: Final = 64
 
@@ -223,9 +226,12 @@ class _Session:
         if starttls:
             self._await_replies("reply to STARTTLS", hang=False)
             return
+        # End a partial line and any message content first, so that the server
+        # reads the QUIT as a command and closes soon.
         self._note(" closing QUIT (after a step whose reply count is unknown)")
-        self._write(conn.send_unchecked(b"QUIT\r\n", replies=_TAIL_REPLIES), "QUIT", hang=False)
-        self._read_to_close(tail=True)
+        closing = conn.send_unchecked(b"\r\n.\r\nQUIT\r\n", replies=_TAIL_REPLIES)
+        self._write(closing, "QUIT", hang=False)
+        self._read_to_close(min(self.timeout, TAIL_WAIT), tail=True)
 
     def _close(self) -> None:
         conn = self.conn
@@ -239,7 +245,7 @@ class _Session:
         self._note(" closing QUIT")
         self._write(conn.send(CommandLine("QUIT")), "QUIT", hang=True)
         if self._await_replies("reply to QUIT", hang=True):
-            self._read_to_close(tail=False)
+            self._read_to_close(self.timeout, tail=False)
 
     # -- reading and writing ---------------------------------------------------------
 
@@ -333,9 +339,9 @@ class _Session:
                 self._server_gone()
         return self._events()
 
-    def _read_to_close(self, *, tail: bool) -> None:
-        """After QUIT: read until the server closes (or the stage timeout; no finding)."""
-        deadline = time.monotonic() + self.timeout
+    def _read_to_close(self, seconds: float, *, tail: bool) -> None:
+        """After QUIT: read until the server closes (or ``seconds`` pass; no finding)."""
+        deadline = time.monotonic() + seconds
         total = 0
         while not self.eof and total < TAIL_READ_LIMIT:
             data = self._recv(deadline)

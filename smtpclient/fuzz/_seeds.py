@@ -162,7 +162,11 @@ _BODY = b"Subject: seed\r\n\r\nseed message\r\n.\r\n"
 SEEDS: Final[dict[str, tuple[Step, ...]]] = {
     "mail": (line(_HELLO), line(_MAIL), line(_RCPT), line("DATA"), content(_BODY)),
     "helo": (line("HELO fuzz.example"), line(_MAIL), line(_RCPT), line("DATA"), content(_BODY)),
-    "pipelined": (line(_HELLO), group((_MAIL, _RCPT, "RCPT TO:<postmaster>", "DATA")), content(_BODY)),
+    "pipelined": (
+        line(_HELLO),
+        group((_MAIL, _RCPT, "RCPT TO:<postmaster>", "DATA")),
+        content(_BODY),
+    ),
     "two-messages": (
         line(_HELLO),
         line(_MAIL),

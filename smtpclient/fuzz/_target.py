@@ -82,6 +82,11 @@ class Target:
             port = rest or port
         elif text.count(":") == 1:
             host, port = text.split(":")
+        elif ":" in text:
+            try:  # a bare IPv6 address, with no port
+                ipaddress.IPv6Address(text)
+            except ValueError:
+                raise ValueError(f"not HOST[:PORT]: {text!r}") from None
         if not host or not port.isdigit():
             raise ValueError(f"not HOST[:PORT]: {text!r}")
         return cls(host, int(port), allow_remote)

@@ -1,0 +1,437 @@
+"""The server-fuzzing kit (smtpclient.fuzz, ``smtpclient fuzz``) has teeth.
+
+Planted bugs in a small scripted SMTP server on loopback (it dies on a RCPT
+line over 1,000 octets; it answers 250 to DATA; it stops answering VRFY inside
+a transaction) must each be found within a few seconds with a fixed seed, and
+the saved transcript must reproduce the finding with one command.  The same
+server without a bug, and aiosmtpd on its seeds, give nothing.  Then unit
+tests: the generator, the transcript format, the checks, the loopback rule
+and the command line's usage errors.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smtp_core import State, TranscriptError
+from smtpclient._cli import run
+from smtpclient.fuzz import (
+    MAX_STEPS,
+    SEEDS,
+    Fuzzer,
+    Generator,
+    RemoteTargetError,
+    SavedSession,
+    Step,
+    Target,
+    check_reply,
+    dump_sessions,
+    load_sessions,
+    normalize,
+    replay,
+    seed_sessions,
+)
+from tests.servers import AiosmtpdServer
+
+STAGE = 0.5  # seconds: the planted hang must be seen quickly
+
+
+# -- a scripted server with one planted bug --------------------------------------------------
+
+
+class PlantedServer:
+    """A small, correct SMTP server on loopback, but for one planted ``bug``.
+
+    ``"crash"``: a RCPT line over 1,000 octets (CRLF included) kills it: the
+    listening socket and the connection close, as when the process dies.
+    ``"data250"``: DATA is answered 250 instead of 354 (RFC 5321 §4.3.2).
+    ``"hang"``: VRFY inside a transaction is never answered.
+    ``None``: no bug.
+    """
+
+    def __init__(self, bug: str | None, port: int = 0) -> None:
+        self.bug = bug
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.port: int = self.listener.getsockname()[1]
+        self.dead = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.dead.set()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self.dead.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            try:
+                self._session(conn)
+            except OSError:
+                return
+
+    def _session(self, conn: socket.socket) -> None:
+        buffer = b""
+        tx = rcpts = False
+
+        def lines() -> Iterator[bytes]:
+            nonlocal buffer
+            while True:
+                end = buffer.find(b"\r\n")
+                if end >= 0:
+                    line, buffer = buffer[:end], buffer[end + 2 :]
+                    yield line
+                    continue
+                data = conn.recv(65536)
+                if not data or len(buffer) > 200_000:
+                    return
+                buffer += data
+
+        conn.sendall(b"220 planted.test ESMTP\r\n")
+        reader = lines()
+        for line in reader:
+            verb = line.split(b" ", 1)[0].upper()
+            reply = b"500 5.5.2 unrecognised command"
+            if verb == b"EHLO":
+                tx = rcpts = False
+                reply = b"250-planted.test\r\n250-PIPELINING\r\n250 8BITMIME"
+            elif verb == b"HELO":
+                tx = rcpts = False
+                reply = b"250 planted.test"
+            elif verb == b"MAIL":
+                reply = b"503 5.5.1 nested MAIL" if tx else b"250 2.1.0 ok"
+                tx = True
+            elif verb == b"RCPT":
+                if self.bug == "crash" and len(line) + 2 > 1000:
+                    self.close()  # the whole server dies
+                    return
+                reply = b"250 2.1.5 ok" if tx else b"503 5.5.1 MAIL first"
+                rcpts = rcpts or tx
+            elif verb == b"DATA":
+                if self.bug == "data250":
+                    reply = b"250 2.0.0 fine"
+                elif not rcpts:
+                    reply = b"503 5.5.1 RCPT first"
+                else:
+                    conn.sendall(b"354 go ahead\r\n")
+                    for body in reader:
+                        if body == b".":
+                            break
+                    tx = rcpts = False
+                    reply = b"250 2.0.0 queued"
+            elif verb == b"VRFY":
+                if self.bug == "hang" and tx:
+                    for _ in reader:  # never answer again
+                        pass
+                    return
+                reply = b"252 2.5.2 cannot verify"
+            elif verb in (b"RSET", b"NOOP"):
+                tx = rcpts = tx and verb == b"NOOP"
+                reply = b"250 2.0.0 ok"
+            elif verb == b"QUIT":
+                conn.sendall(b"221 2.0.0 bye\r\n")
+                return
+            conn.sendall(reply + b"\r\n")
+
+
+@pytest.fixture
+def planted(request: pytest.FixtureRequest) -> Iterator[PlantedServer]:
+    server = PlantedServer(request.param)
+    yield server
+    server.close()
+
+
+def fuzz(server: PlantedServer, out: Path, sessions: int = 400, seed: int = 1) -> Fuzzer:
+    target = Target("127.0.0.1", server.port)
+    return Fuzzer(
+        target.connect,
+        target_name=target.address,
+        seed=seed,
+        max_sessions=sessions,
+        max_seconds=15,
+        stage_timeout=STAGE,
+        out_dir=out,
+        max_findings=3,
+    )
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+# -- planted bugs: found, saved, replayed -------------------------------------------------------
+
+
+@pytest.mark.parametrize("planted", ["crash"], indirect=True)
+def test_a_server_that_dies_on_a_long_rcpt_line_is_found_and_replayed(
+    planted: PlantedServer, tmp_path: Path
+) -> None:
+    report = fuzz(planted, tmp_path).run()
+    crashes = [f for f in report.findings if f.kind == "crash"]
+    assert crashes, report.describe()
+    assert report.stopped == "the server stopped accepting connections"
+    path = crashes[0].path
+    assert path is not None
+    text = path.read_text()
+    assert "# finding: crash" in text
+    steps = [step for session in load_sessions(text).sessions for step in session.steps]
+    assert any(len(s.wire) > 1000 and s.wire[:4].upper() == b"RCPT" for s in steps)
+    # The same server again, on the same port: one command reproduces the crash.
+    again = PlantedServer("crash", planted.port)
+    try:
+        code, out, _ = cli("fuzz", "--replay", str(path))
+        assert code == 1, out
+        assert "reproduced: crash" in out
+        assert again.dead.is_set()
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("planted", ["data250"], indirect=True)
+def test_a_250_reply_to_data_is_a_violation_saved_as_one_session(
+    planted: PlantedServer, tmp_path: Path
+) -> None:
+    report = fuzz(planted, tmp_path, sessions=20).run()
+    violations = [f for f in report.findings if f.kind == "violation"]
+    assert violations, report.describe()
+    finding = violations[0]
+    assert "reply to DATA" in finding.summary
+    assert finding.sessions_saved == 1
+    assert finding.path is not None
+    code, out, _ = cli("fuzz", "--replay", str(finding.path))
+    assert code == 1, out
+    assert "250 reply to DATA" in out
+    assert replay(finding.path).reproduced
+
+
+@pytest.mark.parametrize("planted", ["hang"], indirect=True)
+def test_a_server_that_stops_answering_is_a_hang(planted: PlantedServer, tmp_path: Path) -> None:
+    report = fuzz(planted, tmp_path, sessions=30).run()
+    hangs = [f for f in report.findings if f.kind == "hang"]
+    assert hangs, report.describe()
+    assert "no reply to VRFY" in hangs[0].summary
+    assert hangs[0].path is not None
+    code, out, _ = cli("fuzz", "--replay", str(hangs[0].path), "--stage-timeout", str(STAGE))
+    assert code == 1, out
+
+
+@pytest.mark.parametrize("planted", [None], indirect=True)
+def test_a_correct_server_gives_nothing_and_exit_0(planted: PlantedServer, tmp_path: Path) -> None:
+    code, out, err = cli(
+        "fuzz",
+        "-s",
+        f"127.0.0.1:{planted.port}",
+        "--sessions",
+        "150",
+        "--seconds",
+        "8",
+        "--stage-timeout",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--seed",
+        "3",
+    )
+    assert code == 0, out + err
+    assert "findings: 0" in out
+    assert "sessions in" in out
+    assert "reached" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_aiosmtpd_passes_the_seeds(tmp_path: Path) -> None:
+    with AiosmtpdServer() as server:
+        target = Target(server.host, server.port)
+        report = Fuzzer(
+            target.connect, max_sessions=len(SEEDS), stage_timeout=2, out_dir=tmp_path
+        ).run()
+    assert report.findings == []
+    assert report.sessions == len(SEEDS)
+    assert {State.READY, State.MAIL, State.RCPT, State.DATA} <= report.states
+
+
+# -- the generator ------------------------------------------------------------------------------
+
+
+def test_the_same_seed_makes_the_same_sessions() -> None:
+    def sessions(seed: int) -> list[tuple[Step, ...]]:
+        gen = Generator(random.Random(seed), ["a@example.org"])
+        base = seed_sessions("a@example.org")
+        return [gen.mutate(base[i % len(base)][1], base[0][1]) for i in range(50)]
+
+    assert sessions(5) == sessions(5)
+    assert sessions(5) != sessions(6)
+
+
+@given(st.integers(0, 2**32), st.integers(1, 20))
+def test_mutants_are_always_normalized(seed: int, rounds: int) -> None:
+    gen = Generator(random.Random(seed), ["a@example.org", "postmaster"])
+    steps = gen.valid()
+    for _ in range(rounds):
+        steps = gen.mutate(steps, gen.valid(), start=1)
+        assert 1 <= len(steps) <= MAX_STEPS
+        assert not any(step.tail for step in steps[:-1])
+        assert normalize(steps) == steps
+
+
+def test_mutators_reach_the_limits_and_the_hostile_bytes() -> None:
+    gen = Generator(random.Random(0), ["a@example.org"])
+    seen: set[int] = set()
+    hostile = set()
+    base = seed_sessions("a@example.org")
+    for i in range(3000):
+        for step in gen.mutate(base[i % len(base)][1]):
+            seen.update(len(x) + 2 for x in step.lines)
+            hostile.update(b for b in (b"\0", b"\n.\n", b"\r") if b in step.data)
+    assert {512, 1000, 1001, 2048} <= seen
+    assert hostile == {b"\0", b"\n.\n", b"\r"}
+
+
+# -- the transcript format ----------------------------------------------------------------------
+
+
+_bytes_line = st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b)
+_steps = st.lists(
+    st.one_of(
+        st.builds(lambda b: Step("line", b), _bytes_line),
+        st.builds(lambda b: Step("raw", b, None), st.binary(max_size=40)),
+        st.builds(lambda b, n: Step("raw", b, n), st.binary(max_size=40), st.integers(0, 64)),
+        st.builds(lambda b: Step("content", b + b"\r\n.\r\n"), st.binary(max_size=40)),
+    ),
+    max_size=6,
+)
+
+
+@given(st.lists(_steps, min_size=1, max_size=3))
+def test_saved_sessions_load_back_to_the_same_steps(sessions: list[list[Step]]) -> None:
+    saved = []
+    for number, steps in enumerate(sessions, start=1):
+        records = []
+        for step in steps:
+            from smtp_core import Record
+
+            kind = (
+                f"raw {'?' if step.replies is None else step.replies}"
+                if step.kind == "raw"
+                else step.kind
+            )
+            records += [
+                Record("#", f" step {kind}"),
+                Record("C", step.wire),
+                Record("S", b"250 ok\r\n"),
+            ]
+        saved.append(SavedSession(number, tuple(steps), tuple(records)))
+    text = dump_sessions([("finding", "hang")], saved)
+    loaded = load_sessions(text)
+    assert loaded.headers["finding"] == "hang"
+    assert [s.steps for s in loaded.sessions] == [tuple(s) for s in sessions]
+    assert dump_sessions([("finding", "hang")], list(loaded.sessions)) == text
+
+
+def test_a_recording_made_elsewhere_replays_chunk_by_chunk() -> None:
+    text = (
+        "# format: smtp-transcript/1\n"
+        "S: b'220 x\\r\\n'\n"
+        "C: b'EHLO a\\r\\n'\n"
+        "S: b'250-x\\r\\n250 SIZE\\r\\n'\n"
+        "C: b'NOOP\\r\\nNOOP\\r\\n'\n"
+        "S: b'250 ok\\r\\n'\n"
+        "S: b'250 ok\\r\\n'\n"
+    )
+    (session,) = load_sessions(text).sessions
+    assert session.steps == (Step("raw", b"EHLO a\r\n", 1), Step("raw", b"NOOP\r\nNOOP\r\n", 2))
+
+
+@pytest.mark.parametrize(
+    "comment", ["# step frob", "# step raw 65", "# step raw x", "# step content skipped 'str'"]
+)
+def test_malformed_step_comments_are_refused(comment: str) -> None:
+    text = f"# format: smtp-transcript/1\n# session 1 of 1\n{comment}\nC: b'NOOP\\r\\n'\n"
+    with pytest.raises(TranscriptError):
+        load_sessions(text)
+
+
+# -- the checks, the target rule, the command line -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verb", "state", "code", "known", "bad"),
+    [
+        ("DATA", State.RCPT, 250, True, True),
+        ("DATA", State.RCPT, 354, True, False),
+        ("RCPT", State.READY, 250, True, True),
+        ("RCPT", State.READY, 250, False, False),
+        ("RCPT", State.MAIL, 250, True, False),
+        ("MAIL", State.RCPT, 250, True, True),
+        ("MAIL", State.READY, 250, True, False),
+        ("NOOP", State.READY, 354, True, True),
+        ("QUIT", State.READY, 334, False, True),
+        ("AUTH", State.READY, 334, True, False),
+        ("VRFY", State.READY, 500, True, False),
+    ],
+)
+def test_the_reply_rules(verb: str, state: State, code: int, known: bool, bad: bool) -> None:
+    assert (check_reply(verb, state, code, state_known=known) is not None) is bad
+
+
+def test_only_loopback_unless_allowed() -> None:
+    assert Target("127.0.0.1", 25).address == "127.0.0.1:25"
+    assert Target.parse("[::1]:2525").address == "[::1]:2525"
+    with pytest.raises(RemoteTargetError):
+        Target("192.0.2.1", 25)
+    assert Target("192.0.2.1", 25, allow_remote=True).port == 25
+    for bad in ("", "host:port", "[::1", "a:1:2:x"):
+        with pytest.raises(ValueError, match="HOST"):
+            Target.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fuzz"], "give the server"),
+        (["fuzz", "-s", "192.0.2.1:25"], "not a loopback address"),
+        (["fuzz", "-s", "127.0.0.1:25", "--seconds", "0"], "must be positive"),
+        (["fuzz", "-s", "127.0.0.1:25", "--stage-timeout", "-1"], "must be positive"),
+        (["fuzz", "--replay", "x.txt", "--sessions", "3"], "do not apply"),
+        (["fuzz", "-s", "127.0.0.1:99999"], "port"),
+        (["fuzz", "--bogus"], "unrecognized"),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], message: str) -> None:
+    code, _, err = cli(*argv)
+    assert code == 2
+    assert message in err
+
+
+def test_a_file_that_is_not_a_transcript_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("hello\n")
+    code, _, err = cli("fuzz", "--replay", str(path), "-s", "127.0.0.1:25")
+    assert code == 2
+    assert "not a header" in err
+
+
+def test_an_unreachable_server_exits_3() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+    code, _, err = cli("fuzz", "-s", f"127.0.0.1:{port}", "--sessions", "1")
+    assert code == 3
+    assert "cannot connect" in err
