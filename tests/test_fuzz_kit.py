@@ -160,8 +160,7 @@ def planted(request: pytest.FixtureRequest) -> Iterator[PlantedServer]:
 def fuzz(server: PlantedServer, out: Path, sessions: int = 400, seed: int = 1) -> Fuzzer:
     target = Target("127.0.0.1", server.port)
     return Fuzzer(
-        target.connect,
-        target_name=target.address,
+        target,
         seed=seed,
         max_sessions=sessions,
         max_seconds=15,
@@ -260,9 +259,7 @@ def test_a_correct_server_gives_nothing_and_exit_0(planted: PlantedServer, tmp_p
 def test_aiosmtpd_passes_the_seeds(tmp_path: Path) -> None:
     with AiosmtpdServer() as server:
         target = Target(server.host, server.port)
-        report = Fuzzer(
-            target.connect, max_sessions=len(SEEDS), stage_timeout=2, out_dir=tmp_path
-        ).run()
+        report = Fuzzer(target, max_sessions=len(SEEDS), stage_timeout=2, out_dir=tmp_path).run()
     assert report.findings == []
     assert report.sessions == len(SEEDS)
     assert {State.READY, State.MAIL, State.RCPT, State.DATA} <= report.states
@@ -295,7 +292,7 @@ def test_mutants_are_always_normalized(seed: int, rounds: int) -> None:
 def test_mutators_reach_the_limits_and_the_hostile_bytes() -> None:
     gen = Generator(random.Random(0), ["a@example.org"])
     seen: set[int] = set()
-    hostile = set()
+    hostile: set[bytes] = set()
     base = seed_sessions("a@example.org")
     for i in range(3000):
         for step in gen.mutate(base[i % len(base)][1]):

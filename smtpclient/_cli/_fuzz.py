@@ -153,8 +153,7 @@ def run_fuzz(argv: Sequence[str], out: IO[str], err: IO[str]) -> int:
         out.flush()
 
     fuzzer = Fuzzer(
-        target.connect,
-        target_name=target.address,
+        target,
         seed=args.seed,
         max_sessions=args.sessions,
         max_seconds=seconds,

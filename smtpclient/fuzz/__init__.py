@@ -22,8 +22,7 @@ Example::
 
     from smtpclient.fuzz import Fuzzer, Target
 
-    target = Target("127.0.0.1", 2525)
-    report = Fuzzer(target.connect, target_name=target.address, max_seconds=30).run()
+    report = Fuzzer(Target("127.0.0.1", 2525), max_seconds=30).run()
     print("\\n".join(report.describe()))
     for finding in report.findings:
         print(finding.kind, finding.summary, finding.path)

@@ -5,11 +5,13 @@ Theory of operation (after AFLNet)
 Coverage is what the server's answers reveal: the set of ``(engine state,
 reply code)`` pairs and ``(state, verb, reply code)`` transitions the sessions
 reached.  The corpus starts with the built-in seeds; a session that reached
-a pair or transition never seen before joins it, together with the index of
-the step after which it first stood in each engine state.  To make the next
-session, the fuzzer picks a state (the least often chosen first), a corpus
-session that reached it, keeps that session's steps up to the state, and
-mutates the rest.  Now and then it runs a fresh valid session instead.
+a pair or transition never seen before joins it, together with the number of
+steps after which it first reached each pair.  A pair plays the part of
+AFLNet's server state (AFLNet's states are reply codes; here the engine's
+state says where in the session the code came).  To make the next session,
+the fuzzer picks a pair (one chosen least often so far), a corpus session
+that reached it, keeps that session's steps up to the pair, and mutates the
+rest.  Now and then it runs a fresh valid session instead.
 
 Findings: a *crash* when a connection is refused after a session ran (the
 sessions so far are saved, since any of them may have caused it); a *hang*
@@ -39,15 +41,32 @@ from ._record import GENERATOR, SavedSession, dump_sessions
 from ._runner import Connect, Coverage, SessionResult, SessionRunner
 from ._seeds import seed_sessions
 from ._steps import Step
+from ._target import Target
 
-__all__ = ["HISTORY", "MAX_CORPUS", "Finding", "FuzzReport", "Fuzzer", "TargetUnreachable"]
+__all__ = [
+    "CORPUS_BYTES",
+    "HISTORY",
+    "HISTORY_BYTES",
+    "MAX_CORPUS",
+    "WEDGED",
+    "Finding",
+    "FuzzReport",
+    "Fuzzer",
+    "TargetUnreachable",
+]
 
 log = logging.getLogger("smtpclient.fuzz")
 
 #: The most recent sessions kept to save with a crash or hang (older ones are dropped).
 HISTORY: Final = 200
+#: The most bytes (steps and replies) those sessions may hold together.
+HISTORY_BYTES: Final = 32 * 1024 * 1024
 #: The most sessions kept in the corpus (seeds included); the oldest mutant goes first.
 MAX_CORPUS: Final = 500
+#: The most bytes of steps the corpus may hold.
+CORPUS_BYTES: Final = 32 * 1024 * 1024
+#: Sessions in a row with no greeting before the run stops (the server is wedged).
+WEDGED: Final = 3
 # The first corpus entries (mostly seeds) are never dropped.
 _KEPT_FIRST: Final = 20
 FindingKind = Literal["crash", "hang", "violation"]
@@ -132,17 +151,19 @@ class _Entry:
     """A corpus session and where it first stood in each state."""
 
     steps: tuple[Step, ...]
-    reached: dict[State, int]
+    reached: dict[tuple[State, int], int]
+    size: int
 
 
 class Fuzzer:
     """Fuzz one SMTP server with generated sessions; bounded in sessions and time.
 
     Args:
-        connect: opens a connection to the server, given a timeout in seconds
-            (a :class:`~smtpclient.fuzz.Target`'s ``connect``; a callable you
-            pass is not checked for loopback).
-        target_name: how the target is named in the report and the files.
+        target: a :class:`~smtpclient.fuzz.Target` (loopback unless it allows
+            remote), or a callable that opens a connection given a timeout in
+            seconds (yours: it is not checked for loopback).
+        target_name: how the target is named in the report and the files
+            (default: the target's ``host:port``).
         seed: the random seed (same seed, same server: the same sessions).
         max_sessions: stop after this many sessions (``None``: no limit).
         max_seconds: stop after about this many seconds (``None``: no limit;
@@ -160,9 +181,9 @@ class Fuzzer:
 
     def __init__(
         self,
-        connect: Connect,
+        target: Target | Connect,
         *,
-        target_name: str = "target",
+        target_name: str | None = None,
         seed: int = 0,
         max_sessions: int | None = None,
         max_seconds: float | None = 60.0,
@@ -178,8 +199,12 @@ class Fuzzer:
             max_seconds is not None and max_seconds <= 0
         ):
             raise ValueError("max_sessions and max_seconds must be positive")
-        self.runner = SessionRunner(connect, stage_timeout)
-        self.target_name = target_name
+        if isinstance(target, Target):
+            self.runner = SessionRunner(target.connect, stage_timeout)
+            self.target_name = target_name or target.address
+        else:
+            self.runner = SessionRunner(target, stage_timeout)
+            self.target_name = target_name or str(getattr(target, "__name__", "target"))
         self.seed = seed
         self.max_sessions = max_sessions
         self.max_seconds = max_seconds
@@ -191,7 +216,10 @@ class Fuzzer:
         self.rng = random.Random(seed)  # noqa: S311 - reproducible by seed, not a secret
         self._coverage: set[Coverage] = set()
         self._corpus: list[_Entry] = []
-        self._chosen: collections.Counter[State] = collections.Counter()
+        self._chosen: collections.Counter[tuple[State, int]] = collections.Counter()
+        self._corpus_bytes = 0
+        self._history_bytes = 0
+        self._no_greeting = 0
         self._history: collections.deque[tuple[int, SessionResult]] = collections.deque(
             maxlen=HISTORY
         )
@@ -238,10 +266,14 @@ class Fuzzer:
                 break
             report.sessions += 1
             number = report.sessions
-            self._history.append((number, result))
+            self._remember(number, result)
             self._learn(report, result)
             if result.finding is not None:
                 self._found(report, number, result)
+            self._no_greeting = self._no_greeting + 1 if result.finding_step == -1 else 0
+            if self._no_greeting >= WEDGED:
+                report.stopped = f"the server did not greet {WEDGED} sessions in a row"
+                break
         if not report.stopped.startswith("the server") and report.sessions:
             self._final_check(report)
         report.seconds = time.monotonic() - start
@@ -265,15 +297,25 @@ class Fuzzer:
             return generator.valid()
         # AFLNet's state selection: the state chosen least often so far, among
         # those the corpus reaches, then a session that reaches it.
-        states = {state for entry in self._corpus for state in entry.reached}
-        least = min(self._chosen[state] for state in states)
-        state = rng.choice(
-            sorted((s for s in states if self._chosen[s] == least), key=lambda s: s.name)
+        pairs = {pair for entry in self._corpus for pair in entry.reached}
+        least = min(self._chosen[pair] for pair in pairs)
+        pair = rng.choice(
+            sorted((p for p in pairs if self._chosen[p] == least), key=lambda p: (p[0].name, p[1]))
         )
-        self._chosen[state] += 1
-        entry = rng.choice([e for e in self._corpus if state in e.reached])
+        self._chosen[pair] += 1
+        entry = rng.choice([e for e in self._corpus if pair in e.reached])
         other = rng.choice(self._corpus).steps
-        return generator.mutate(entry.steps, other, start=entry.reached[state])
+        return generator.mutate(entry.steps, other, start=entry.reached[pair])
+
+    def _remember(self, number: int, result: SessionResult) -> None:
+        """Keep the session for a crash's or hang's transcript, within the bounds."""
+        history = self._history
+        if len(history) == history.maxlen:
+            self._history_bytes -= _size(history[0][1])
+        history.append((number, result))
+        self._history_bytes += _size(result)
+        while len(history) > 1 and self._history_bytes > HISTORY_BYTES:
+            self._history_bytes -= _size(history.popleft()[1])
 
     def _learn(self, report: FuzzReport, result: SessionResult) -> None:
         report.commands += result.commands
@@ -286,9 +328,14 @@ class Fuzzer:
         self._coverage |= new
         report.pairs = sum(1 for key in self._coverage if key[0] == "state")
         report.transitions = len(self._coverage) - report.pairs
-        self._corpus.append(_Entry(result.steps, dict(result.first_reached)))
-        if len(self._corpus) > MAX_CORPUS:
-            del self._corpus[_KEPT_FIRST]  # the oldest mutant; the first entries stay
+        size = sum(len(step.data) for step in result.steps)
+        self._corpus.append(_Entry(result.steps, dict(result.first_reached), size))
+        self._corpus_bytes += size
+        while len(self._corpus) > _KEPT_FIRST + 1 and (
+            len(self._corpus) > MAX_CORPUS or self._corpus_bytes > CORPUS_BYTES
+        ):
+            # The oldest mutant goes; the first entries (mostly seeds) stay.
+            self._corpus_bytes -= self._corpus.pop(_KEPT_FIRST).size
 
     # -- findings ----------------------------------------------------------------------
 
@@ -350,6 +397,10 @@ class Fuzzer:
         log.warning("%s after session %d: %s (saved as %s)", kind, number, summary, path)
         if self.on_finding is not None:
             self.on_finding(finding)
+
+
+def _size(result: SessionResult) -> int:
+    return sum(len(r.data) for r in result.records)
 
 
 def _signature(summary: str) -> str:

@@ -35,6 +35,7 @@ from smtp_core import (
     ConnectionClosed,
     EndOfContent,
     Greeting,
+    LocalProtocolError,
     Record,
     RemoteProtocolError,
     Reply,
@@ -45,17 +46,27 @@ from smtp_core import (
 from ._checks import check_reply, coverage_verb
 from ._steps import Step, is_clean
 
-__all__ = ["READ_SIZE", "TAIL_READ_LIMIT", "TAIL_WAIT", "Connect", "SessionResult", "SessionRunner"]
+__all__ = [
+    "QUIET",
+    "READ_SIZE",
+    "TAIL_READ_LIMIT",
+    "TAIL_WAIT",
+    "Connect",
+    "SessionResult",
+    "SessionRunner",
+]
 
 log = logging.getLogger("smtpclient.fuzz")
 
 #: What one ``recv`` asks for.
 READ_SIZE: Final = 65536
 #: The most bytes read from the server after a tail step (the rest is dropped).
-TAIL_READ_LIMIT: Final = 1 << 20
+TAIL_READ_LIMIT: Final = 64 * 1024
 #: Seconds to wait for the server to close after a tail step (a timeout there
 #: is no finding, so a short wait costs nothing).
 TAIL_WAIT: Final = 1.0
+#: Seconds of silence after which the replies to a pipelined STARTTLS are taken as all.
+QUIET: Final = 0.2
 #: Replies a closing QUIT after a tail step may pair with (any number up to it).
 _TAIL_REPLIES: Final = 64
 
@@ -82,8 +93,9 @@ class SessionResult:
             (``-1``: the greeting; ``len(steps)``: the closing QUIT).
         coverage: the coverage keys the session reached.
         states: the engine states the session went through.
-        first_reached: for each state, how many steps had been written when
-            the session first stood in it (the prefix that reaches it).
+        first_reached: for each ``(state, reply code)`` pair (AFLNet's notion
+            of a server state), how many steps had been written when the
+            session first reached it: the prefix that reaches it.
         commands: writes made (steps and the closing QUIT).
         bytes_sent: bytes written.
         closed_without_421: the server closed while a reply was due, without
@@ -98,7 +110,7 @@ class SessionResult:
     finding_step: int | None = None
     coverage: set[Coverage] = field(default_factory=set)
     states: set[State] = field(default_factory=set)
-    first_reached: dict[State, int] = field(default_factory=dict)
+    first_reached: dict[tuple[State, int], int] = field(default_factory=dict)
     commands: int = 0
     bytes_sent: int = 0
     closed_without_421: bool = False
@@ -162,6 +174,15 @@ class _Session:
 
     def play(self) -> None:
         try:
+            self._play()
+        except RemoteProtocolError as exc:  # from send(): bytes no command asked for
+            self._find("violation", f"protocol error: {exc}")
+        except LocalProtocolError as exc:  # not expected: the runner checks first
+            log.warning("session ended: the engine refused a step: %s", exc)
+            self._note(f" the engine refused a step: {exc}")
+
+    def _play(self) -> None:
+        try:
             if not self._await_replies("greeting", hang=True):
                 return
             steps = self.result.steps
@@ -219,13 +240,13 @@ class _Session:
         conn = self.conn
         self.state_known = False
         self._note(_step_comment(step))
-        starttls = b"STARTTLS" in step.data.upper()
-        # STARTTLS's 220 would be followed by TLS: read its one reply and stop.
-        data = conn.send_unchecked(step.wire, replies=1 if starttls else 0)
-        self._write(data, "<tail>", hang=False)
-        if starttls:
-            self._await_replies("reply to STARTTLS", hang=False)
+        if b"STARTTLS" in step.data.upper():
+            # A 220 would be followed by TLS: no QUIT, only the replies that
+            # come until the server falls quiet.
+            self._write(conn.send_unchecked(step.wire, replies=_TAIL_REPLIES), "<tail>", hang=False)
+            self._read_to_close(min(self.timeout, TAIL_WAIT), tail=True, quiet=QUIET)
             return
+        self._write(conn.send_unchecked(step.wire, replies=0), "<tail>", hang=False)
         # End a partial line and any message content first, so that the server
         # reads the QUIT as a command and closes soon.
         self._note(" closing QUIT (after a step whose reply count is unknown)")
@@ -318,12 +339,12 @@ class _Session:
     def _await_replies(self, what: str, *, hang: bool) -> bool:
         """Read until no reply is due; True if every one came, False if the session is over."""
         deadline = time.monotonic() + self.timeout
-        while self.conn.reply_due:
+        while True:
             if not self._events():
                 return False
             if not self.conn.reply_due:
-                break
-            if self.eof:
+                return True
+            if self.eof:  # the engine returns what is left, then ConnectionClosed
                 continue
             data = self._recv(deadline)
             if data is None:
@@ -337,14 +358,20 @@ class _Session:
                 self.conn.receive_data(data)
             else:
                 self._server_gone()
-        return self._events()
 
-    def _read_to_close(self, seconds: float, *, tail: bool) -> None:
-        """After QUIT: read until the server closes (or ``seconds`` pass; no finding)."""
+    def _read_to_close(self, seconds: float, *, tail: bool, quiet: float | None = None) -> None:
+        """Read until the server closes or ``seconds`` pass; a timeout is no finding.
+
+        With ``quiet``, stop too once the server said something and then fell
+        silent for that long.
+        """
         deadline = time.monotonic() + seconds
         total = 0
         while not self.eof and total < TAIL_READ_LIMIT:
-            data = self._recv(deadline)
+            limit = (
+                deadline if quiet is None or not total else min(deadline, time.monotonic() + quiet)
+            )
+            data = self._recv(limit)
             if data is None:
                 return
             total += len(data)
@@ -376,7 +403,7 @@ class _Session:
             code = event.code
             self.last_code = code
             result.states.add(conn.state)
-            result.first_reached.setdefault(conn.state, max(self.step_index + 1, 0))
+            result.first_reached.setdefault((conn.state, code), max(self.step_index + 1, 0))
             if isinstance(event, Greeting):
                 result.coverage.add(("state", state.name, str(code)))
                 continue

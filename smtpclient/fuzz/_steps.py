@@ -19,8 +19,8 @@ in one ``sendall`` and is one ``C:`` record of the saved transcript:
     marker included.
 
 A step whose reply count cannot be known (a bare CR or LF, a partial line,
-content whose end marker is not where it should be, a group with DATA before
-its last line, STARTTLS, AUTH or BDAT in a group) is a *tail* step: it may only
+content whose end marker is not where it should be, a BDAT line, a group with
+DATA before its last line, STARTTLS, AUTH or BDAT in a group) is a *tail* step: it may only
 come last in a session, and the fuzzer then closes with QUIT read leniently.
 :func:`normalize` enforces that, and the bounds on a session's size.
 """
@@ -128,8 +128,9 @@ class Step:
             return not content_ends_once(self.data)
         verbs = [_verb(x) for x in self.lines]
         if self.kind == "line":
-            # After STARTTLS's 220 comes TLS; BDAT's size swallows what follows.
-            return verbs[0] in ("STARTTLS", "BDAT") or _has_line_break(self.data)
+            # BDAT's size swallows what follows.  (STARTTLS alone on its line
+            # has one reply; the engine ends the session if it is 220.)
+            return verbs[0] == "BDAT" or _has_line_break(self.data)
         # A group: DATA may only end it; STARTTLS, AUTH and BDAT may not be in it.
         return "DATA" in verbs[:-1] or any(v.encode() in _GROUP_BREAKERS for v in verbs)
 
