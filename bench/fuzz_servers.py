@@ -52,13 +52,17 @@ def aiosmtpd() -> Iterator[tuple[str, int]]:
         yield server.host, server.port
 
 
+#: Extra main.cf settings for postfix (--postfix-cf NAME=VALUE).
+EXTRA_CF: dict[str, str] = {}
+
+
 @contextmanager
 def postfix() -> Iterator[tuple[str, int]]:
     helpers = _import_postfix_helpers()
     helpers.check_installation()
     workdir = Path(tempfile.mkdtemp(prefix="smtpclient-fuzz-postfix-"))
     try:
-        with helpers.PostfixServer(workdir, main_cf=POSTFIX_FUZZ_CF) as server:
+        with helpers.PostfixServer(workdir, main_cf={**POSTFIX_FUZZ_CF, **EXTRA_CF}) as server:
             yield server.address
             log = server.read_log()
     finally:
@@ -120,7 +124,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage-timeout", type=float, default=5.0)
     parser.add_argument("--out", default="fuzz-findings")
+    parser.add_argument(
+        "--postfix-cf",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra main.cf setting, e.g. smtpd_forbid_bare_newline=yes (repeatable)",
+    )
     args = parser.parse_args()
+    for setting in args.postfix_cf:
+        name, _, value = setting.partition("=")
+        EXTRA_CF[name.strip()] = value.strip()
     print(f"$ python {shlex.join(sys.argv)}")
     print(versions())
     print()

@@ -74,6 +74,9 @@ _TAIL_REPLIES: Final = 64
 Connect = Callable[[float], socket.socket]
 
 Coverage = tuple[str, ...]
+# End-of-data look-alikes that a correct server takes as content (RFC 5321
+# §4.1.1.4: only CRLF.CRLF ends it); SMTP smuggling uses them (CVE-2023-51764).
+_LOOK_ALIKES: Final = (b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r.\r\n")
 _DATA_STATES: Final = frozenset({State.DATA, State.DATA_EMPTY})
 _OVER: Final = frozenset({State.CLOSED, State.ERROR, State.TLS})
 
@@ -169,6 +172,8 @@ class _Session:
         self.reset = False
         # Raw bytes drew a 354: the server takes what follows as message content.
         self.raw_data_mode = False
+        # Content held an end-of-data look-alike (bare CR or LF around a dot).
+        self.smuggled = False
 
     # -- the session ---------------------------------------------------------------
 
@@ -191,6 +196,8 @@ class _Session:
                 if self.conn.state in _OVER:
                     return
                 self._drain()
+                if self.conn.state in _OVER:
+                    return
                 if step.tail or _blind_bdat(step, self.conn):
                     self._tail(step)
                     return
@@ -219,6 +226,7 @@ class _Session:
                 return
             conn.send(EndOfContent())
             data = step.data
+            self.smuggled = self.smuggled or any(x in data for x in _LOOK_ALIKES)
         elif step.kind in ("line", "group") and all(is_clean(x) for x in step.lines):
             data = b"".join(conn.send(CommandLine(x.decode())) for x in step.lines)
         else:
@@ -263,6 +271,8 @@ class _Session:
             if conn.state in _OVER:
                 return
         self._drain()
+        if conn.state in _OVER:
+            return
         self._note(" closing QUIT")
         self._write(conn.send(CommandLine("QUIT")), "QUIT", hang=True)
         if self._await_replies("reply to QUIT", hang=True):
@@ -433,6 +443,11 @@ class _Session:
 
     def _find(self, kind: Literal["hang", "violation"], text: str) -> None:
         result = self.result
+        if self.smuggled and "no command was waiting" in text:
+            text += (
+                " (after content with a bare CR or LF around a dot: the server may have "
+                "ended the message there and run the rest as commands: SMTP smuggling)"
+            )
         if result.finding is None:
             result.finding = (kind, text)
             result.finding_step = self.step_index
