@@ -172,6 +172,10 @@ def run_fuzz(argv: Sequence[str], out: IO[str], err: IO[str]) -> int:
         return EXIT_CONNECTION
     for text in report.describe():
         out.write(f"{text}\n")
+    for finding in report.findings:
+        out.write(
+            f"  {finding.kind} (session {finding.session}): {replay_command(finding, target)}\n"
+        )
     return EXIT_FOUND if report.findings else EXIT_OK
 
 

@@ -115,6 +115,10 @@ class FuzzReport:
             without a 421 first.
         findings: what was found, in order.
         stopped: why the run ended.
+        origins: sessions by origin: ``seed``, ``valid`` (generated from the
+            grammar) and ``mutant``.
+        kinds: steps asked for, by kind (``line``, ``group``, ``raw``,
+            ``content``; ``tail`` for those whose reply count is unknown).
     """
 
     target: str
@@ -130,6 +134,8 @@ class FuzzReport:
     closed_without_421: int = 0
     findings: list[Finding] = field(default_factory=list)
     stopped: str = ""
+    origins: collections.Counter[str] = field(default_factory=collections.Counter)
+    kinds: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def describe(self) -> list[str]:
         """The report as lines of plain text (no findings' details)."""
@@ -137,7 +143,9 @@ class FuzzReport:
         return [
             f"target {self.target}, seed {self.seed}: {self.sessions} sessions in "
             f"{self.seconds:.1f} s ({self.stopped})",
-            f"sent {self.commands} writes, {self.bytes_sent} bytes",
+            f"sessions: {_counts(self.origins, ('seed', 'valid', 'mutant'))}",
+            f"steps: {_counts(self.kinds, ('line', 'group', 'raw', 'content', 'tail'))}; "
+            f"sent {self.commands} writes (steps and closing QUITs), {self.bytes_sent} bytes",
             f"reached {len(self.states)} engine states ({states}), {self.pairs} "
             f"(state, reply code) pairs, {self.transitions} (state, command, reply code) "
             f"transitions; corpus {self.corpus} sessions",
@@ -254,7 +262,13 @@ class Fuzzer:
             if len(report.findings) >= self.max_findings:
                 report.stopped = "finding limit reached"
                 break
-            steps = queue.pop() if queue else self._next(generator)
+            if queue:
+                steps = queue.pop()
+                report.origins["seed"] += 1
+            else:
+                origin, steps = self._next(generator)
+                report.origins[origin] += 1
+            report.kinds.update(step.kind if not step.tail else "tail" for step in steps)
             result = self.runner.run(steps)
             if result.refused:
                 if report.sessions == 0:
@@ -291,10 +305,10 @@ class Fuzzer:
         found = [f"postmaster@{domain}"] if domain and "." in domain else ["postmaster"]
         return (*found, "fuzz@example.org")
 
-    def _next(self, generator: Generator) -> tuple[Step, ...]:
+    def _next(self, generator: Generator) -> tuple[str, tuple[Step, ...]]:
         rng = self.rng
         if not self._corpus or rng.random() < 0.1:
-            return generator.valid()
+            return "valid", generator.valid()
         # AFLNet's state selection: the state chosen least often so far, among
         # those the corpus reaches, then a session that reaches it.
         pairs = {pair for entry in self._corpus for pair in entry.reached}
@@ -305,7 +319,7 @@ class Fuzzer:
         self._chosen[pair] += 1
         entry = rng.choice([e for e in self._corpus if pair in e.reached])
         other = rng.choice(self._corpus).steps
-        return generator.mutate(entry.steps, other, start=entry.reached[pair])
+        return "mutant", generator.mutate(entry.steps, other, start=entry.reached[pair])
 
     def _remember(self, number: int, result: SessionResult) -> None:
         """Keep the session for a crash's or hang's transcript, within the bounds."""
@@ -394,9 +408,13 @@ class Fuzzer:
         path.write_text(text, encoding="utf-8")
         finding = Finding(kind, summary, number, len(saved), path)
         report.findings.append(finding)
-        log.warning("%s after session %d: %s (saved as %s)", kind, number, summary, path)
+        log.info("%s after session %d: %s (saved as %s)", kind, number, summary, path)
         if self.on_finding is not None:
             self.on_finding(finding)
+
+
+def _counts(counter: collections.Counter[str], names: tuple[str, ...]) -> str:
+    return ", ".join(f"{counter[name]} {name}" for name in names)
 
 
 def _size(result: SessionResult) -> int:

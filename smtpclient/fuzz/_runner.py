@@ -183,7 +183,7 @@ class _Session:
         except RemoteProtocolError as exc:  # from send(): bytes no command asked for
             self._find("violation", f"protocol error: {exc}")
         except LocalProtocolError as exc:  # not expected: the runner checks first
-            log.warning("session ended: the engine refused a step: %s", exc)
+            log.info("session ended: the engine refused a step: %s", exc)
             self._note(f" the engine refused a step: {exc}")
 
     def _play(self) -> None:
