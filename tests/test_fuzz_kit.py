@@ -400,6 +400,20 @@ def test_only_loopback_unless_allowed() -> None:
             Target.parse(bad)
 
 
+@given(st.sampled_from(["127.0.0.1", "::1", "localhost", "127.1.2.3"]), st.integers(1, 65535))
+def test_a_target_address_parses_back(host: str, port: int) -> None:
+    target = Target.parse(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    assert Target.parse(target.address) == target
+    assert (target.host, target.port) == (host, port)
+
+
+def test_the_main_help_names_the_fuzz_mode() -> None:
+    code, out, _ = cli("--help")
+    assert code == 0
+    assert "fuzz    fuzz a server you own" in out
+    assert "smtpclient fuzz --replay" in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -410,6 +424,7 @@ def test_only_loopback_unless_allowed() -> None:
         (["fuzz", "--replay", "x.txt", "--sessions", "3"], "do not apply"),
         (["fuzz", "-s", "127.0.0.1:99999"], "port"),
         (["fuzz", "--bogus"], "unrecognized"),
+        (["fuzz", "--replay", "/nonexistent/finding.txt"], "no such file"),
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], message: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 from collections.abc import Sequence
 from typing import IO
@@ -124,6 +125,8 @@ def run_fuzz(argv: Sequence[str], out: IO[str], err: IO[str]) -> int:
             return usage("--replay runs the saved sessions: --seconds and --sessions do not apply")
         if args.stage_timeout is not None and args.stage_timeout <= 0:
             return usage("--stage-timeout must be positive")
+        if not os.path.isfile(args.replay):
+            return usage(f"no such file: {args.replay}")
         return _replay(args, target, out, err)
     if target is None:
         return usage("give the server to fuzz: -s HOST[:PORT]")
