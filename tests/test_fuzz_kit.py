@@ -31,12 +31,16 @@ from smtpclient.fuzz import (
     Generator,
     RemoteTargetError,
     SavedSession,
+    SessionRunner,
     Step,
     Target,
     check_reply,
+    content,
     dump_sessions,
+    line,
     load_sessions,
     normalize,
+    raw,
     replay,
     seed_sessions,
 )
@@ -95,8 +99,8 @@ class PlantedServer:
             while True:
                 end = buffer.find(b"\r\n")
                 if end >= 0:
-                    line, buffer = buffer[:end], buffer[end + 2 :]
-                    yield line
+                    got, buffer = buffer[:end], buffer[end + 2 :]
+                    yield got
                     continue
                 data = conn.recv(65536)
                 if not data or len(buffer) > 200_000:
@@ -105,12 +109,19 @@ class PlantedServer:
 
         conn.sendall(b"220 planted.test ESMTP\r\n")
         reader = lines()
-        for line in reader:
-            verb = line.split(b" ", 1)[0].upper()
+        for text in reader:
+            verb = text.split(b" ", 1)[0].upper()
             reply = b"500 5.5.2 unrecognised command"
             if verb == b"EHLO":
                 tx = rcpts = False
-                reply = b"250-planted.test\r\n250-PIPELINING\r\n250 8BITMIME"
+                reply = b"250-planted.test\r\n250-PIPELINING\r\n250-AUTH LOGIN\r\n250 8BITMIME"
+            elif verb == b"AUTH" and text.upper() == b"AUTH LOGIN":
+                # RFC 4954 §4: any line is a response, whatever its first word.
+                conn.sendall(b"334 VXNlcm5hbWU6\r\n")
+                next(reader, None)
+                conn.sendall(b"334 UGFzc3dvcmQ6\r\n")
+                next(reader, None)
+                reply = b"535 5.7.8 authentication failed"
             elif verb == b"HELO":
                 tx = rcpts = False
                 reply = b"250 planted.test"
@@ -118,7 +129,7 @@ class PlantedServer:
                 reply = b"503 5.5.1 nested MAIL" if tx else b"250 2.1.0 ok"
                 tx = True
             elif verb == b"RCPT":
-                if self.bug == "crash" and len(line) + 2 > 1000:
+                if self.bug == "crash" and len(text) + 2 > 1000:
                     self.close()  # the whole server dies
                     return
                 reply = b"250 2.1.5 ok" if tx else b"503 5.5.1 MAIL first"
@@ -263,6 +274,26 @@ def test_aiosmtpd_passes_the_seeds(tmp_path: Path) -> None:
     assert report.findings == []
     assert report.sessions == len(SEEDS)
     assert {State.READY, State.MAIL, State.RCPT, State.DATA} <= report.states
+
+
+@pytest.mark.parametrize("planted", [None], indirect=True)
+def test_what_the_runner_records_replays_as_the_same_steps(planted: PlantedServer) -> None:
+    runner = SessionRunner(Target("127.0.0.1", planted.port).connect, 2.0)
+    gen = Generator(random.Random(11), ["a@planted.test"])
+    special = (
+        # DATA refused (no RCPT): the content is skipped, and must still replay.
+        (line("EHLO x"), line("MAIL FROM:<a@b.example>"), line("DATA"), content(b".\r\n")),
+        # A LOGIN exchange: "NOOP" is a user name there, and 334 is its right answer.
+        (line("EHLO x"), line("AUTH LOGIN"), line("NOOP"), line("NOOP"), line("NOOP")),
+        (line("EHLO x"), raw(b"NOOP\r", None)),
+    )
+    sessions = [*special, *(gen.mutate(gen.valid(), gen.valid()) for _ in range(30))]
+    for number, steps in enumerate(sessions, start=1):
+        result = runner.run(steps)
+        assert result.finding is None, (steps, result.records)
+        text = dump_sessions([], [SavedSession(number, steps, tuple(result.records))])
+        assert load_sessions(text).sessions[0].steps == steps
+    assert ("transition", "AUTH", "<auth response>", "334") in runner.run(special[1]).coverage
 
 
 # -- the generator ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ KNOWN_VERBS: Final = frozenset(
     {
         "EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP",
         "QUIT", "AUTH", "STARTTLS", "ETRN", "BDAT", "",
-        "<end of data>", "<raw>", "<tail>", "<greeting>",
+        "<end of data>", "<raw>", "<tail>", "<auth response>",
     }
 )  # fmt: skip
 

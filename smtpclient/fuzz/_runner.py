@@ -424,17 +424,21 @@ class _Session:
         code = reply.code
         cover = self.result.coverage
         if isinstance(command, Unchecked):
-            verb = "<tail>" if tail or not self.state_known else "<raw>"
+            verb = "<tail>" if tail else "<raw>"
             if code // 100 == 2:
                 self.state_known = False  # the server took raw bytes: its state is unknown
             self.raw_data_mode = code == 354 and not tail
         elif isinstance(command, EndOfContent):
             verb = "<end of data>"
+        elif state is State.AUTH:
+            # After a 334 the server reads a line as a SASL response, whatever
+            # its first word (a LOGIN user name "NOOP" draws "334 Password:").
+            verb = "<auth response>"
         else:
             verb = command.verb
         cover.add(("state", state.name, str(code)))
         cover.add(("transition", state.name, coverage_verb(verb), str(code)))
-        if isinstance(command, Unchecked) or tail:
+        if isinstance(command, Unchecked) or tail or state is State.AUTH:
             return
         problem = check_reply(verb, state, code, state_known=self.state_known)
         if problem is not None:
