@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -294,6 +296,27 @@ def test_what_the_runner_records_replays_as_the_same_steps(planted: PlantedServe
         text = dump_sessions([], [SavedSession(number, steps, tuple(result.records))])
         assert load_sessions(text).sessions[0].steps == steps
     assert ("transition", "AUTH", "<auth response>", "334") in runner.run(special[1]).coverage
+
+
+def test_postfix_neither_crashes_nor_hangs_in_a_short_run(tmp_path: Path) -> None:
+    from tests._postfix import PostfixServer, check_installation
+
+    check_installation()  # fails, naming .ci/install_servers.sh, when postfix is missing
+    workdir = Path(tempfile.mkdtemp(prefix="smtpclient-fuzz-kit-"))  # postfix must enter it
+    try:
+        with PostfixServer(workdir, main_cf={"smtpd_hard_error_limit": "100000"}) as server:
+            report = Fuzzer(
+                Target(*server.address),
+                max_sessions=120,
+                max_seconds=10,
+                stage_timeout=5,
+                out_dir=tmp_path,
+            ).run()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert [f.kind for f in report.findings if f.kind != "violation"] == [], report.describe()
+    assert {State.READY, State.MAIL, State.RCPT, State.DATA} <= report.states
+    assert report.sessions == 120
 
 
 # -- the generator ------------------------------------------------------------------------------
