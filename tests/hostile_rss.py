@@ -1,0 +1,192 @@
+"""Peak memory of a client against the hostile servers that try to exhaust it (issue 11).
+
+A server that never ends a line, a reply, or an AUTH exchange is an attack on the
+client's memory: each face must give up within the engine's bounds (a reply line
+of at most ``MAX_REPLY_LINE_LENGTH`` octets, a reply of at most
+``MAX_REPLY_LINES`` lines), not buffer what the server sends.  The hostile
+servers send up to 64 MiB (``tests.hostile_kit.ENDLESS_CAP``) before they stop
+by themselves, so a client that buffered would grow by tens of MiB.
+
+Each measurement is one fresh child process for one face: it imports the face,
+runs a benign session (``accepts-everything``, so the code paths and their
+imports are warm), reads its peak resident set size (``ru_maxrss``), then runs
+the hostile cases one after the other, reading the peak after each.  The growth
+of the peak over the warm baseline is the memory the worst case cost.  The
+hostile server runs in the child too (a thread), so its own buffers are counted:
+that only makes the bound stricter.
+
+Run it to print the table (one child per face and case, about a minute)::
+
+    python -m tests.hostile_rss            # every face, each case in its own child
+    python -m tests.hostile_rss --faces engine-blocking,smtplib
+
+``tests/test_hostile_rss.py`` runs one child per face over all the cases and
+checks the growth stays under :data:`BOUND_KIB`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.hostile_faces import Face
+
+__all__ = ["BASELINE_CASE", "BOUND_KIB", "NAIVE", "WORST_CASES", "measure", "run_child"]
+
+#: The cases that push the most bytes at the client, or make it answer forever.
+WORST_CASES = (
+    "greeting-endless-line",
+    "ehlo-endless-multiline",
+    "ehlo-enormous-line",
+    "mail-endless-line",
+    "auth-challenge-endless-line",
+    "auth-challenges-forever",
+)
+#: The benign session each child runs first, so the baseline is warm.
+BASELINE_CASE = "accepts-everything"
+#: The most the peak RSS may grow over the baseline: the engine holds at most
+#: one reply (256 lines of 2,048 octets, 512 KiB) and a receive buffer; 8 MiB
+#: leaves room for the allocator and the interpreter, and is an eighth of what
+#: a client that kept an endless reply would hold when the server stops.
+BOUND_KIB = 8 * 1024
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: A pretend face that keeps every byte the server sends until it stops: what a
+#: client without the engine's bounds would do.  It shows the measurement has
+#: teeth: the same servers make it grow far past :data:`BOUND_KIB`.
+NAIVE = "naive-buffering"
+
+
+def _peak_kib() -> int:
+    """This process's peak resident set size so far, in KiB (Linux's unit)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _naive_face() -> Face:
+    """:data:`NAIVE` as a face: connect, keep everything until the server goes quiet."""
+    import socket
+
+    from tests.hostile_faces import Face, Outcome, Plan
+    from tests.hostile_kit import HOST, Certificates
+
+    def run(plan: Plan, port: int, certificates: Certificates) -> Outcome:
+        kept = []
+        with socket.create_connection((HOST, port), timeout=1.0) as sock:
+            sock.sendall(b"EHLO naive.example\r\n")
+            while True:
+                try:
+                    chunk = sock.recv(1 << 20)
+                except TimeoutError:
+                    break
+                if not chunk:
+                    break
+                kept.append(chunk)
+        return Outcome("delivered" if kept else "closed", detail=f"{sum(map(len, kept))} octets")
+
+    return Face(NAIVE, "naive", run, lambda plan: plan.tls in ("none", "starttls"))
+
+
+def run_child(face_name: str, case_names: Sequence[str]) -> dict[str, object]:
+    """In the child: the warm baseline, then the peak after each case.
+
+    Returns ``{"baseline": KiB, "peaks": {case: KiB}, "kinds": {case: outcome kind},
+    "capped": [cases whose endless step ran to its cap]}``.
+    """
+    from tests.hostile_cases import CASES
+    from tests.hostile_faces import FACES
+    from tests.hostile_kit import Certificates, HostileServer
+
+    face = _naive_face() if face_name == NAIVE else next(f for f in FACES if f.name == face_name)
+    by_name = {case.name: case for case in CASES}
+    peaks: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    capped: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        certificates = Certificates(os.path.join(tmp, "ca.pem"))
+
+        def play(name: str) -> None:
+            case = by_name[name]
+            implicit = case.implicit_cert if case.plan.tls == "implicit" else None
+            with HostileServer(case.script, certificates, implicit_tls=implicit) as server:
+                kinds[name] = face.run(case.plan, server.port, certificates).kind
+                server.wait(timeout=5.0)
+            if server.endless_capped:
+                capped.append(name)
+
+        play(BASELINE_CASE)
+        baseline = _peak_kib()
+        for name in case_names:
+            if face.supports(by_name[name].plan):
+                play(name)
+                peaks[name] = _peak_kib()
+    return {"baseline": baseline, "peaks": peaks, "kinds": kinds, "capped": capped}
+
+
+def measure(face_name: str, case_names: Sequence[str], timeout: float = 120.0) -> dict[str, object]:
+    """Run :func:`run_child` in a fresh interpreter and return its report."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.hostile_rss", "--child", face_name, *case_names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child for {face_name} failed ({done.returncode}):\n{done.stderr}")
+    report: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return report
+
+
+def _table(faces: Sequence[str]) -> str:
+    """One child per face and case: each case's growth alone, in KiB."""
+    rows = ["| face | " + " | ".join(WORST_CASES) + " |", "|---|" + "--:|" * len(WORST_CASES)]
+    for face in faces:
+        cells = []
+        for case in WORST_CASES:
+            report = measure(face, [case])
+            peaks = report["peaks"]
+            assert isinstance(peaks, dict)
+            if case not in peaks:
+                cells.append("n/a")
+                continue
+            growth = int(peaks[case]) - int(str(report["baseline"]))
+            capped = case in list(report["capped"])  # type: ignore[call-overload]
+            cells.append(f"{growth:,}" + (" (read to the cap!)" if capped else ""))
+        rows.append(f"| {face} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``--child FACE CASE...`` (the child's side) or the table for ``--faces``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", metavar="FACE")
+    parser.add_argument("--faces", help="comma-separated face names (default: all)")
+    parser.add_argument("cases", nargs="*")
+    args = parser.parse_args(argv)
+    if args.child:
+        json.dump(run_child(args.child, args.cases), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    from tests.hostile_faces import FACES
+
+    faces = args.faces.split(",") if args.faces else [f.name for f in FACES]
+    sys.stdout.write(
+        f"Peak RSS growth over a warm baseline ({BASELINE_CASE}), KiB, one child per cell; "
+        f"bound {BOUND_KIB:,} KiB\n\n{_table(faces)}\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
