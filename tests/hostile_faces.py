@@ -45,6 +45,7 @@ from smtp_core import (
     ProtocolError,
     RemoteProtocolError,
     ReplyError,
+    StageTimeout,
     State,
     Timeouts,
     TLSPolicy,
@@ -131,6 +132,8 @@ class Outcome:
         refused: for ``delivered``, ``(recipient, code)`` for each that it did not.
         detail: the exception or the CLI's stderr, for the failure message.
         status: the CLI's exit status (``None`` for the other faces).
+        limit: for ``timeout``, the limit the face's ``StageTimeout`` names
+            (``None`` where the face shows none).
     """
 
     kind: Kind
@@ -141,6 +144,7 @@ class Outcome:
     refused: tuple[tuple[str, int], ...] = ()
     detail: str = ""
     status: int | None = None
+    limit: float | None = None
 
 
 Runner = Callable[[Plan, int, Certificates], Outcome]
@@ -195,6 +199,21 @@ def _timeout_cause(exc: BaseException) -> bool:
     return False
 
 
+def _stage_limit(exc: BaseException) -> float | None:
+    """The limit of the ``StageTimeout`` behind ``exc`` (its cause chain), if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, StageTimeout):
+            return seen.seconds
+        if isinstance(seen, OutcomeUnknown):
+            seen = seen.cause
+            continue
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _verb(command: object) -> str:
     if isinstance(command, EndOfContent):
         return "."
@@ -240,7 +259,7 @@ def _transaction_outcome(result: TransactionResult) -> Outcome:
 def _engine_error(exc: BaseException) -> Outcome:
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, OutcomeUnknown):
-        return Outcome("unknown", detail=detail)
+        return Outcome("unknown", detail=detail, limit=_stage_limit(exc))
     if isinstance(exc, ReplyError):
         reply = exc.reply
         command = "greeting" if isinstance(reply, Greeting) else _verb(reply.command)
@@ -255,7 +274,7 @@ def _engine_error(exc: BaseException) -> Outcome:
     if _tls_cause(exc):
         return Outcome("tls", detail=detail)
     if isinstance(exc, TimeoutError):
-        return Outcome("timeout", detail=detail)
+        return Outcome("timeout", detail=detail, limit=_stage_limit(exc))
     if isinstance(exc, OSError):
         return Outcome("closed", detail=detail)
     return Outcome("leak", detail=detail)
@@ -462,9 +481,9 @@ def _aio_error(exc: BaseException) -> Outcome:
     """aiosmtplib's exceptions as outcomes (rules A1-A6 of ``smtpclient.aio._outcomes``)."""
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, aio.SMTPOutcomeUnknownError):
-        return Outcome("unknown", detail=detail)
+        return Outcome("unknown", detail=detail, limit=_stage_limit(exc))
     if isinstance(exc, aio.SMTPTimeoutError):
-        return Outcome("timeout", detail=detail)
+        return Outcome("timeout", detail=detail, limit=_stage_limit(exc))
     if isinstance(exc, aio.SMTPRecipientsRefused):
         first = exc.recipients[0]
         return Outcome("refused", first.code, first.message, "RCPT", detail=detail)

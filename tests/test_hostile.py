@@ -115,6 +115,9 @@ def test_hostile(case: Case, face: Face, certificates: Certificates) -> None:
         # A face whose exception names no command (smtplib's bare
         # SMTPResponseException) reports None, and there is nothing to compare.
         assert outcome.command in (expected.command, None), said
+    if outcome.limit is not None:
+        # StageTimeout.seconds is the limit that was reached, not what was left of it.
+        assert outcome.limit == plan.timeout, said
     if outcome.status is not None and outcome.code == 421:
         # RFC 5321 §3.8: whatever it answers, the server is closing the
         # channel: the CLI's "connection" status (3), never "refused" (4, 5).

@@ -125,7 +125,11 @@ class AsyncDriver:
                         answer = None
                 except Exception as exc:
                     if isinstance(exc, TimeoutError) and not isinstance(exc, StageTimeout):
-                        exc = StageTimeout(stage, seconds or 0.0, overall=overall)
+                        # The stage's limit (or the overall one), as _limit and the
+                        # blocking driver report it: ``seconds`` is only what was left
+                        # of it for this read (a fraction, for a trickled reply).
+                        limit = self.timeouts.total if overall else self.timeouts.seconds(stage)
+                        exc = StageTimeout(stage, limit or seconds or 0.0, overall=overall)
                     if not isinstance(exc, DriverClosed):
                         log.info("connection lost: %s", exc)
                     await self.aclose()
