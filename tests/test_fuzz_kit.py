@@ -261,9 +261,13 @@ def test_a_correct_server_gives_nothing_and_exit_0(planted: PlantedServer, tmp_p
         str(tmp_path),
         "--seed",
         "3",
+        "-v",
     )
     assert code == 0, out + err
     assert "findings: 0" in out
+    assert (
+        "session 1 (seed): EHLO MAIL RCPT DATA [content 34] -> 220 250 250 250 354 250 221" in out
+    )
     assert "sessions in" in out
     assert "reached" in out
     assert not list(tmp_path.iterdir())

@@ -12,12 +12,20 @@ import argparse
 import contextlib
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from smtp_core import TranscriptError
 
-from ..fuzz import Finding, Fuzzer, RemoteTargetError, Target, TargetUnreachable, replay
+from ..fuzz import (
+    Finding,
+    Fuzzer,
+    RemoteTargetError,
+    SessionResult,
+    Target,
+    TargetUnreachable,
+    replay,
+)
 from ._common import EXIT_CONNECTION, EXIT_OK, EXIT_USAGE
 
 __all__ = ["EXIT_FOUND", "FUZZ_EPILOG", "build_fuzz_parser", "run_fuzz"]
@@ -92,6 +100,12 @@ def build_fuzz_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a target that is not on loopback (a server you may test)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="a line per session: what it sent (verbs, steps by kind) and the reply codes",
+    )
     parser.add_argument("--replay", metavar="FILE", help="run a saved finding again")
     return parser
 
@@ -164,6 +178,7 @@ def run_fuzz(argv: Sequence[str], out: IO[str], err: IO[str]) -> int:
         out_dir=args.out,
         max_findings=args.max_findings,
         on_finding=show,
+        on_session=_show_session(out) if args.verbose else None,
     )
     try:
         report = fuzzer.run()
@@ -180,6 +195,19 @@ def run_fuzz(argv: Sequence[str], out: IO[str], err: IO[str]) -> int:
             f"  {finding.kind} (session {finding.session}): {replay_command(finding, target)}\n"
         )
     return EXIT_FOUND if report.findings else EXIT_OK
+
+
+def _show_session(out: IO[str]) -> Callable[[int, str, SessionResult, int], None]:
+    def show(number: int, origin: str, result: SessionResult, new: int) -> None:
+        sent = " ".join(
+            step.verb if step.kind == "line" else f"[{step.kind} {len(step.data)}]"
+            for step in result.steps
+        )
+        codes = " ".join(map(str, result.codes))
+        gain = f" (+{new} new)" if new else ""
+        out.write(f"session {number} ({origin}): {sent[:160]} -> {codes[:120]}{gain}\n")
+
+    return show
 
 
 def replay_command(finding: Finding, target: Target) -> str:

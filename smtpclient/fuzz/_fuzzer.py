@@ -182,6 +182,9 @@ class Fuzzer:
             domain the server names in its greeting, and ``fuzz@example.org``.
         max_findings: stop after this many findings.
         on_finding: called with each finding as it is saved.
+        on_session: called after each session with its number, its origin
+            (``"seed"``, ``"valid"`` or ``"mutant"``), its result and how many
+            coverage keys it reached first.
 
     Raises:
         ValueError: no bound was given, or a bound is not positive.
@@ -200,6 +203,7 @@ class Fuzzer:
         recipients: Sequence[str] = (),
         max_findings: int = 20,
         on_finding: Callable[[Finding], None] | None = None,
+        on_session: Callable[[int, str, SessionResult, int], None] | None = None,
     ) -> None:
         if max_sessions is None and max_seconds is None:
             raise ValueError("give max_sessions or max_seconds: a fuzzing run must be bounded")
@@ -221,6 +225,7 @@ class Fuzzer:
         self.recipients = tuple(recipients)
         self.max_findings = max_findings
         self.on_finding = on_finding
+        self.on_session = on_session
         self.rng = random.Random(seed)  # noqa: S311 - reproducible by seed, not a secret
         self._coverage: set[Coverage] = set()
         self._corpus: list[_Entry] = []
@@ -263,11 +268,10 @@ class Fuzzer:
                 report.stopped = "finding limit reached"
                 break
             if queue:
-                steps = queue.pop()
-                report.origins["seed"] += 1
+                origin, steps = "seed", queue.pop()
             else:
                 origin, steps = self._next(generator)
-                report.origins[origin] += 1
+            report.origins[origin] += 1
             report.kinds.update(step.kind if not step.tail else "tail" for step in steps)
             result = self.runner.run(steps)
             if result.refused:
@@ -281,7 +285,9 @@ class Fuzzer:
             report.sessions += 1
             number = report.sessions
             self._remember(number, result)
-            self._learn(report, result)
+            new = self._learn(report, result)
+            if self.on_session is not None:
+                self.on_session(number, origin, result, new)
             if result.finding is not None:
                 self._found(report, number, result)
             self._no_greeting = self._no_greeting + 1 if result.finding_step == -1 else 0
@@ -331,14 +337,15 @@ class Fuzzer:
         while len(history) > 1 and self._history_bytes > HISTORY_BYTES:
             self._history_bytes -= _size(history.popleft()[1])
 
-    def _learn(self, report: FuzzReport, result: SessionResult) -> None:
+    def _learn(self, report: FuzzReport, result: SessionResult) -> int:
+        """Count the session and keep it if it reached something new; returns how much."""
         report.commands += result.commands
         report.bytes_sent += result.bytes_sent
         report.closed_without_421 += result.closed_without_421
         report.states |= result.states
         new = result.coverage - self._coverage
         if not new:
-            return
+            return 0
         self._coverage |= new
         report.pairs = sum(1 for key in self._coverage if key[0] == "state")
         report.transitions = len(self._coverage) - report.pairs
@@ -350,6 +357,7 @@ class Fuzzer:
         ):
             # The oldest mutant goes; the first entries (mostly seeds) stay.
             self._corpus_bytes -= self._corpus.pop(_KEPT_FIRST).size
+        return len(new)
 
     # -- findings ----------------------------------------------------------------------
 

@@ -99,6 +99,7 @@ class SessionResult:
         first_reached: for each ``(state, reply code)`` pair (AFLNet's notion
             of a server state), how many steps had been written when the
             session first reached it: the prefix that reaches it.
+        codes: the reply codes, in order (the greeting's first).
         commands: writes made (steps and the closing QUIT).
         bytes_sent: bytes written.
         closed_without_421: the server closed while a reply was due, without
@@ -114,6 +115,7 @@ class SessionResult:
     coverage: set[Coverage] = field(default_factory=set)
     states: set[State] = field(default_factory=set)
     first_reached: dict[tuple[State, int], int] = field(default_factory=dict)
+    codes: list[int] = field(default_factory=list)
     commands: int = 0
     bytes_sent: int = 0
     closed_without_421: bool = False
@@ -412,6 +414,7 @@ class _Session:
                 return False
             code = event.code
             self.last_code = code
+            result.codes.append(code)
             result.states.add(conn.state)
             result.first_reached.setdefault((conn.state, code), max(self.step_index + 1, 0))
             if isinstance(event, Greeting):
