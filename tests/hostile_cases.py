@@ -32,6 +32,7 @@ from tests.hostile_kit import (
     read_data,
     reset,
     send,
+    sleep,
     stall,
     starttls,
     trickle,
@@ -529,6 +530,28 @@ CASES: tuple[Case, ...] = (
         expect=Expect("tls"),
         tail=(),
     ),
+    Case(
+        name="starttls-injection-delayed",
+        source=(
+            "CVE-2011-0411 class: the injected replies come in a later packet, after the "
+            "client read the 220 and began the handshake; they must fail it, never be read "
+            "as replies"
+        ),
+        script=script(
+            hello((*EXTENSIONS, b"STARTTLS", b"AUTH PLAIN")),
+            expect(b"STARTTLS"),
+            send(b"220 2.0.0 go ahead\r\n"),
+            sleep(0.05),
+            send(b"250-injected.example\r\n250 AUTH PLAIN\r\n235 2.7.0 welcome\r\n"),
+            starttls(),
+        ),
+        plan=Plan(tls="starttls", username=USER, password=PASSWORD),
+        # Which error depends on where the injected bytes meet the client: in
+        # its TLS handshake (a TLS error), or, on asyncio, still unread in the
+        # clear when TLS starts (refused: the connection is closed).
+        expect=Expect(("tls", "closed", "protocol")),
+        tail=(),
+    ),
     # -- replies that are endless, enormous, malformed, 8-bit, NUL-laden ---------------
     Case(
         name="greeting-endless-line",
@@ -748,6 +771,108 @@ CASES: tuple[Case, ...] = (
         },
         why={"smtplib": WHY_SMTPLIB_DATA, "client_SMTP": WHY_SMTPLIB_DATA, "aio": WHY_AIO_DATA},
     ),
+    _421_case(
+        "lhlo",
+        [send(GREETING), expect(b"LHLO")],
+        "LHLO",
+        plan=Plan(lmtp=True),
+        faces={"smtplib": Expect("closed"), "aio": Expect("refused", 421, "EHLO")},
+        why={
+            "smtplib": WHY_SMTPLIB_421_EHLO,
+            "aio": "aiosmtplib raises SMTPHeloError for LHLO as for EHLO",
+        },
+    ),
+    _421_case(
+        "auth-several-mechanisms",
+        [*tls_hello((*EXTENSIONS, b"AUTH CRAM-MD5 PLAIN LOGIN")), expect(b"AUTH")],
+        "AUTH",
+        plan=Plan(tls="starttls", username=USER, password=PASSWORD),
+        faces={"smtplib": Expect("closed"), "aio": Expect("closed")},
+        why={
+            "smtplib": "smtplib's login() goes on to the next mechanism after a refusal and "
+            "finds the close (SMTPServerDisconnected); the face closed at the 421 and "
+            "writes nothing more",
+            "aio": "aiosmtplib's login() goes on to the next method after a refusal; the face "
+            "closed at the 421, so that finds 'Server not connected' (SMTPServerDisconnected) "
+            "and writes nothing more",
+        },
+    ),
+    Case(
+        name="drop-mid-reply",
+        source="RFC 5321 §4.2.1 (a multiline reply ends with its last line)",
+        script=script(send(b"220-hostile.example first line\r\n220-and a second"), close()),
+        expect=Expect("closed"),
+        tail=(),
+    ),
+    Case(
+        name="size-over-the-limit",
+        source="RFC 1870 §6 (the client should not send a message larger than SIZE)",
+        script=script(
+            hello((b"8BITMIME", b"SIZE 100")),
+            expect(b"MAIL FROM:"),
+            send(b"552 5.3.4 message size exceeds fixed limit\r\n"),
+        ),
+        # smtplib and aiosmtplib declare SIZE and leave the verdict to the
+        # server; the engine driven directly declares nothing (send_mail's
+        # caller passes SIZE= in mail_params if it wants), so the server judges.
+        expect=Expect("refused", 552, "MAIL"),
+        faces={"cli": Expect("local")},
+        why={
+            "cli": "the CLI declares SIZE=<length> (RFC 1870 §4), which the engine refuses "
+            "before MAIL when it is over the advertised limit (exit 5, nothing sent)",
+        },
+    ),
+    Case(
+        name="lmtp-421-for-one-recipient",
+        source="RFC 2033 §4.2; RFC 5321 §3.8",
+        script=script(
+            hello(verb=b"LHLO"),
+            envelope(2),
+            read_data(),
+            send(b"250 2.0.0 first ok\r\n421 4.3.2 shutting down\r\n"),
+            stall(),
+        ),
+        plan=Plan(lmtp=True, recipients=(R1, R2)),
+        expect=Expect("delivered", accepted=(R1,), refused=((R2, 421),)),
+        faces={"cli": Expect("refused", 421)},
+        why={
+            "cli": "the CLI exits 3 ('the server closed the session: delivery to ... failed: "
+            "421') whenever a 421 closed the session, even after the message was delivered "
+            "to the first recipient (reported, not changed: see the kit's report)",
+        },
+        tail=(),
+    ),
+    Case(
+        name="bdat-pipelined-chunk-refused",
+        source="RFC 3030 §4.2 (pipelined BDAT: each chunk answered); RFC 2920",
+        script=script(
+            hello((*EXTENSIONS, b"CHUNKING")),
+            expect(b"MAIL FROM:"),
+            expect(b"RCPT TO:"),
+            send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n"),
+            read_bdat(),
+            read_bdat(),
+            send(b"554 5.6.0 no\r\n503 5.5.1 no transaction\r\n"),
+        ),
+        plan=Plan(bdat=True, message=DEFAULT_MESSAGE + (b"z" * 70 + b"\r\n") * 6000),
+        expect=Expect("refused", 554, "BDAT"),
+        faces={"aio": Expect("refused", 554, "DATA"), "cli": Expect("refused", 554, ".")},
+        why={"aio": WHY_AIO_DATA, "cli": WHY_CLI_BDAT},
+    ),
+    Case(
+        name="replies-bare-lf",
+        source="RFC 5321 §2.3.8 (lines end with CRLF); RFC 5321 §4.1.1.4 (bare LF)",
+        script=script(
+            send(b"220 hostile.example\n"),
+            expect(b"EHLO"),
+            send(b"250-hostile.example\n250 PIPELINING\n"),
+        ),
+        # A reply line ends only at CRLF: the greeting never ends, and the
+        # stage's limit ends the wait (no face takes a bare LF for a line end).
+        plan=STALL,
+        expect=Expect("timeout"),
+        tail=(),
+    ),
     # -- AUTH exchanges a server breaks ------------------------------------------------
     Case(
         name="auth-challenge-not-base64",
@@ -956,6 +1081,31 @@ CASES: tuple[Case, ...] = (
             "aio": Expect("refused", 554, "DATA"),
         },
         why={"smtplib": WHY_SMTPLIB_DATA, "client_SMTP": WHY_SMTPLIB_DATA, "aio": WHY_AIO_DATA},
+    ),
+    Case(
+        name="crlf-in-sender",
+        source="CPython gh-87290 (smtplib CRLF injection); RFC 5321 §4.1.1",
+        script=script(hello()),
+        plan=Plan(sender="sender@example.org\r\nRCPT TO:<evil@example.org>"),
+        expect=Expect("local"),
+        forbidden=(b"evil@example.org",),
+    ),
+    Case(
+        name="bare-lf-in-recipient",
+        source="aiosmtplib GHSA-v3q9-hj7j-63hq / CVE-2026-53533 (a bare LF is a line end "
+        "for many servers); RFC 5321 §2.3.8",
+        script=script(hello()),
+        plan=Plan(recipients=("rcpt@example.org\nDATA",)),
+        expect=Expect("local"),
+        forbidden=(b"\nDATA",),
+    ),
+    Case(
+        name="nul-in-recipient",
+        source="RFC 5321 §4.1.2 (no NUL in a path); CWE-158",
+        script=script(hello()),
+        plan=Plan(recipients=("rcpt@example.org\x00evil",)),
+        expect=Expect("local"),
+        forbidden=(b"\x00",),
     ),
     Case(
         name="crlf-in-recipient",

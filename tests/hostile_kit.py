@@ -341,7 +341,9 @@ class HostileServer:
         try:
             if self.implicit_tls is not None:
                 self._handshake(self.implicit_tls)
-            for step in self.script:
+            for index, step in enumerate(self.script):
+                if index == len(self.script) - 1 and step.kind in ("stall", "close", "reset"):
+                    self.finished = True  # a script may end by waiting or hanging up
                 if self._play(step):
                     return  # the step closed the connection
             self.finished = True
