@@ -11,7 +11,8 @@ that steers it towards deeper states, after AFLNet.  It reports:
 * **violations**: replies the engine rejects (bad grammar, a reply nothing
   asked for, bytes after STARTTLS's 220) and replies RFC 5321 rules out
   (a 2yz to DATA, to RCPT with no MAIL, to a second MAIL; a 3yz to MAIL, RCPT,
-  RSET, EHLO, HELO, NOOP or QUIT).
+  RSET, EHLO, HELO, NOOP or QUIT; anything but an error to AUTH inside a mail
+  transaction).
 
 Each finding is saved as an ``smtp-transcript/1`` file that :func:`replay`
 (or ``smtpclient fuzz --replay FILE``) runs again.  Runs are bounded by

@@ -6,7 +6,8 @@ replies nobody asked for).  That is the right face for a client, and too
 lenient for a fuzzer: a ``250`` to ``DATA`` moves nothing and raises nothing.
 The rules below name the replies RFC 5321 rules out, as a table.
 
-The state-dependent rules (``RCPT`` before any ``MAIL``, a second ``MAIL``)
+The state-dependent rules (``RCPT`` before any ``MAIL``, a second ``MAIL``,
+``AUTH`` inside a transaction)
 are trusted only while the engine knows the server's state: once raw bytes
 drew a positive reply, the fuzzer no longer does, and turns them off for the
 rest of that session.
@@ -58,6 +59,10 @@ def check_reply(verb: str, state: State, code: int, *, state_known: bool) -> str
         return f"{code} (intermediate) reply to {verb}: RFC 5321 §4.3.2 allows none"
     if kind == 2 and verb == "DATA":
         return f"{code} reply to DATA: RFC 5321 §4.3.2 allows only 354 or an error"
+    if verb == "AUTH" and kind in (2, 3) and state_known and state in _IN_TRANSACTION:
+        # RFC 4954 §4: "An AUTH command issued during a mail transaction MUST
+        # be rejected with a 503 reply."
+        return f"{code} reply to AUTH during a mail transaction: RFC 4954 §4 requires 503"
     if kind == 2 and state_known:
         if verb == "RCPT" and state not in _IN_TRANSACTION:
             return f"{code} reply to RCPT in state {state.name}: no MAIL was accepted (§3.3)"

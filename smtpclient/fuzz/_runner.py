@@ -272,13 +272,21 @@ class _Session:
             self._end_of_data(b".\r\n", "implied end of data: the server said 354")
             if conn.state in _OVER:
                 return
+        if conn.state is State.AUTH:
+            # RFC 4954 §4: "*" cancels the exchange; a QUIT would be a response.
+            self._note(" cancel the SASL exchange before QUIT")
+            self._write(conn.send(CommandLine("*")), "*", hang=True)
+            self._await_replies("reply to the cancelled SASL exchange", hang=True)
         self._drain()
         if conn.state in _OVER:
             return
         self._note(" closing QUIT")
         self._write(conn.send(CommandLine("QUIT")), "QUIT", hang=True)
         if self._await_replies("reply to QUIT", hang=True):
-            self._read_to_close(self.timeout, tail=False)
+            # After a 221 the server closes; after anything else, read only
+            # what comes at once (a surplus reply), not until the timeout.
+            wait = self.timeout if self.last_code == 221 else min(self.timeout, QUIET)
+            self._read_to_close(wait, tail=False)
 
     # -- reading and writing ---------------------------------------------------------
 
