@@ -84,6 +84,8 @@ class Case:
         implicit_cert: the certificate of an implicit-TLS server.
         tail: what the client may send after the script ended (line prefixes);
             after a 421 nothing at all.
+        tails: ``tail`` by face name or group, where a documented difference
+            (``why``) lets a face send more.
         clear_auth: groups that send credentials in the clear on purpose
             (they imitate a library that does).
         forbidden: byte strings that must never go on the wire.
@@ -102,12 +104,17 @@ class Case:
     why: Mapping[str, str] = field(default_factory=dict)
     implicit_cert: Cert = "trusted"
     tail: tuple[bytes, ...] = (b"QUIT", b"RSET")
+    tails: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
     clear_auth: frozenset[str] = frozenset()
     forbidden: tuple[bytes, ...] = ()
     forbidden_in_clear: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         assert set(self.faces) == set(self.why), f"{self.name}: every difference needs a why"
+
+    def allowed_tail(self, face: Face) -> tuple[bytes, ...]:
+        """The line prefixes ``face`` may send after the script."""
+        return self.tails.get(face.name) or self.tails.get(face.group) or self.tail
 
     def expected(self, face: Face) -> Expect:
         """The outcome ``face`` must report."""
@@ -207,6 +214,17 @@ WHY_SMTPLIB_LENIENT_BASE64 = (
 WHY_SMTPLIB_LOOP = (
     "smtplib raises SMTPException('Server AUTH mechanism infinite loop') after 5 "
     "challenges, as smtplib"
+)
+#: On 3.10-3.12 the asyncio face, as aiosmtplib 5.1.3 there, finds the mailbox with
+#: email.utils.parseaddr, which stops at (or folds) a line break: the rest of the address
+#: is dropped and the message goes to what came before it.  Nothing is injected (the
+#: forbidden bytes never go out) but the address used is not the one given.  From 3.13
+#: parseaddr is strict, finds nothing, and parse_address raises ValueError.  Reported.
+AIO_PARSEADDR = Expect(("local", "refused"))
+WHY_AIO_PARSEADDR = (
+    "before Python 3.13, aiosmtplib's parse_address (kept name for name) drops what follows "
+    "a line break: MAIL/RCPT go out with the truncated address, never the injected line, "
+    "and the scripted server refuses them (500); from 3.13 ValueError, nothing sent"
 )
 WHY_AIO_NO_SCRAM = (
     "aiosmtplib knows CRAM-MD5, PLAIN and LOGIN only: with SCRAM alone offered, "
@@ -1088,6 +1106,9 @@ CASES: tuple[Case, ...] = (
         script=script(hello()),
         plan=Plan(sender="sender@example.org\r\nRCPT TO:<evil@example.org>"),
         expect=Expect("local"),
+        faces={"aio": AIO_PARSEADDR},
+        why={"aio": WHY_AIO_PARSEADDR},
+        tails={"aio": (b"QUIT", b"RSET", b"MAIL", b"RCPT", b"DATA")},
         forbidden=(b"evil@example.org",),
     ),
     Case(
@@ -1097,7 +1118,10 @@ CASES: tuple[Case, ...] = (
         script=script(hello()),
         plan=Plan(recipients=("rcpt@example.org\nDATA",)),
         expect=Expect("local"),
-        forbidden=(b"\nDATA",),
+        faces={"aio": AIO_PARSEADDR},
+        why={"aio": WHY_AIO_PARSEADDR},
+        tails={"aio": (b"QUIT", b"RSET", b"MAIL", b"RCPT", b"DATA")},
+        forbidden=(b"org\nDATA",),
     ),
     Case(
         name="nul-in-recipient",
@@ -1116,6 +1140,9 @@ CASES: tuple[Case, ...] = (
         script=script(hello()),
         plan=Plan(recipients=(f"{R1}>\r\nRCPT TO:<evil@example.org",)),
         expect=Expect("local"),
+        faces={"aio": AIO_PARSEADDR},
+        why={"aio": WHY_AIO_PARSEADDR},
+        tails={"aio": (b"QUIT", b"RSET", b"MAIL", b"RCPT", b"DATA")},
         forbidden=(b"evil@example.org",),
     ),
 )
