@@ -226,6 +226,12 @@ WHY_AIO_PARSEADDR = (
     "a line break: MAIL/RCPT go out with the truncated address, never the injected line, "
     "and the scripted server refuses them (500); from 3.13 ValueError, nothing sent"
 )
+WHY_SMTPLIB_NOT_354 = "smtplib's data() raises SMTPDataError for any reply to DATA but 354"
+WHY_PERMISSIVE_FINAL = (
+    "the face's engine is permissive (it follows the server, as the imitated library): a "
+    "354 to the end of data is a reply, not a broken protocol, and a reply that is not 2yz "
+    "is SMTPDataError; never a success"
+)
 WHY_AIO_NO_SCRAM = (
     "aiosmtplib knows CRAM-MD5, PLAIN and LOGIN only: with SCRAM alone offered, "
     "'No suitable authentication method found' (SMTPException), nothing is sent"
@@ -1037,6 +1043,81 @@ CASES: tuple[Case, ...] = (
         faces={"aio": Expect("refused", 554, "DATA"), "cli": Expect("refused", 554, ".")},
         why={"aio": WHY_AIO_DATA, "cli": WHY_CLI_BDAT},
         tail=(b"QUIT", b"RSET"),
+    ),
+    # -- replies of the wrong class: never a success that did not happen -----------------
+    Case(
+        name="pipelining-354-after-every-recipient-refused",
+        source=(
+            "RFC 2920 §3.1 (a 354 after every RCPT was refused: the client sends the end "
+            "marker alone, never the message)"
+        ),
+        script=script(
+            hello(),
+            expect(b"MAIL FROM:"),
+            expect(b"RCPT TO:"),
+            expect(b"DATA"),
+            send(b"250 2.1.0 ok\r\n550 5.1.1 no such user\r\n354 go ahead anyway\r\n"),
+            read_data(),
+            send(b"554 5.5.1 no valid recipients\r\n"),
+        ),
+        expect=Expect("refused", 550, "RCPT"),
+        forbidden=(b"Subject: hostile kit",),
+    ),
+    Case(
+        name="data-answered-250",
+        source="RFC 5321 §4.3.2 (DATA: 354, then the content; a 250 to DATA is out of step)",
+        script=script(
+            hello((b"8BITMIME",)),
+            *envelope()[:-1],
+            send(b"250 2.0.0 ok, but where is the message?\r\n"),
+        ),
+        expect=Expect("protocol"),
+        faces={
+            "smtplib": Expect("refused", 250, "DATA"),
+            "client_SMTP": Expect("refused", 250, "DATA"),
+            "aio": Expect("refused", 250, "DATA"),
+        },
+        why={
+            "smtplib": WHY_SMTPLIB_NOT_354,
+            "client_SMTP": WHY_SMTPLIB_NOT_354,
+            "aio": "aiosmtplib raises SMTPDataError for any reply to DATA but 354",
+        },
+        forbidden=(b"Subject: hostile kit",),
+    ),
+    Case(
+        name="final-dot-354",
+        source="RFC 5321 §4.3.2 (the end of data draws 2yz, 4yz or 5yz)",
+        script=script(hello(), envelope(), deliver(b"354 more, please\r\n")),
+        expect=Expect("unknown"),
+        faces={
+            "smtplib": Expect("refused", 354, "DATA"),
+            "client_SMTP": Expect("refused", 354, "DATA"),
+            "aio": Expect("refused", 354, "DATA"),
+        },
+        why={
+            "smtplib": WHY_PERMISSIVE_FINAL,
+            "client_SMTP": WHY_PERMISSIVE_FINAL,
+            "aio": WHY_PERMISSIVE_FINAL,
+        },
+    ),
+    Case(
+        name="unsolicited-421-after-ehlo",
+        source=(
+            "RFC 5321 §3.8 (a server may send 421 unasked when it must shut down, then "
+            "close); Postfix '421 4.4.2 Error: timeout exceeded'"
+        ),
+        script=script(
+            send(GREETING),
+            expect(b"EHLO"),
+            send(ehlo_reply()),
+            sleep(0.05),
+            send(b"421 4.4.2 idle timeout exceeded\r\n"),
+            close(),
+        ),
+        # Every face takes the 421 for the answer to the next command, as
+        # RFC 5321 §3.8 has it, and sends nothing more.
+        expect=Expect("refused", 421, "MAIL"),
+        tail=(),
     ),
     # -- ordinary refusals, for the record -----------------------------------------------
     Case(

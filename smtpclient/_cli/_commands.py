@@ -155,6 +155,11 @@ def _judge(session: _Session, result: TransactionResult) -> tuple[int, list[str]
                     else:
                         code = max(code, EXIT_RECIPIENT_REFUSED)
                         problems.append(f"delivery to {r.recipient} failed: {_reply_text(r.reply)}")
+        elif not accepted_at_rcpt:
+            # Every RCPT was refused: a 354 to a pipelined DATA drew the end
+            # marker alone (RFC 2920 §3.1), and its reply judges no message of
+            # ours.  The refusals above are the whole story (exit 1).
+            pass
         elif final is not None and not final.is_positive:
             code = EXIT_TRANSACTION
             problems.append(f"message refused: {_reply_text(final)}")
