@@ -32,14 +32,26 @@ from __future__ import annotations
 import gc
 import os
 import re
+import socket
 import threading
 import time
 
 import pytest
 
-from tests.hostile_cases import CASES, SECRETS, Case
+from tests.hostile_cases import CASES, SECRETS, Case, hello
 from tests.hostile_faces import FACES, Face, expected_content
-from tests.hostile_kit import Certificates, HostileServer, data_wire_problems, unstuff
+from tests.hostile_kit import (
+    ENDLESS_CAP,
+    Certificates,
+    HostileServer,
+    data_wire_problems,
+    endless,
+    expect,
+    reset,
+    send,
+    starttls,
+    unstuff,
+)
 
 _WANTED = {name.strip() for name in os.environ.get("SMTPCLIENT_HOSTILE_FACES", "").split(",")}
 _WANTED.discard("")
@@ -177,3 +189,111 @@ def _check_delivery(
     wire = server.messages[-1]
     assert data_wire_problems(wire) == []
     assert unstuff(wire) == want
+
+
+# -- the kit itself: each check above can fail ------------------------------------------------
+#
+# A naive client on a raw socket does what no face may do, and the kit must see it.
+
+
+def _naive(server: HostileServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock.settimeout(5)
+    return sock
+
+
+def _read_until(sock: socket.socket, end: bytes) -> bytes:
+    data = b""
+    while not data.endswith(end):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_kit_records_credentials_sent_in_the_clear(certificates: Certificates) -> None:
+    steps = [
+        *hello((b"AUTH PLAIN",)),
+        expect(b"AUTH PLAIN"),
+        send(b"235 2.7.0 ok\r\n"),
+    ]
+    with HostileServer(steps, certificates) as server, _naive(server) as sock:
+        _read_until(sock, b"\r\n")
+        sock.sendall(b"EHLO naive.example\r\n")
+        _read_until(sock, b"250 AUTH PLAIN\r\n")
+        sock.sendall(b"AUTH PLAIN " + SECRETS[1] + b"\r\n")
+        assert _read_until(sock, b"\r\n").startswith(b"235")
+        sock.sendall(b"QUIT\r\n")
+        _read_until(sock, b"\r\n")
+    assert SECRETS[1] in server.clear
+    assert server.encrypted == b""
+    assert server.tail == [b"QUIT"]
+
+
+def test_kit_sees_a_connection_left_open(certificates: Certificates) -> None:
+    with HostileServer([send(b"220 hi\r\n")], certificates) as server:
+        sock = _naive(server)
+        _read_until(sock, b"\r\n")
+        assert not server.wait(timeout=0.3)
+        sock.close()
+        assert server.wait(timeout=5)
+
+
+def test_kit_records_a_command_out_of_step(certificates: Certificates) -> None:
+    steps = [send(b"220 hi\r\n"), expect(b"MAIL FROM:"), send(b"250 ok\r\n")]
+    with HostileServer(steps, certificates) as server, _naive(server) as sock:
+        _read_until(sock, b"\r\n")
+        sock.sendall(b"RCPT TO:<a@example.org>\r\n")
+    assert server.wait(timeout=5)
+    assert server.deviations == [(b"MAIL FROM:", b"RCPT TO:<a@example.org>")]
+    assert not server.finished
+
+
+def test_kit_refuses_bytes_sent_before_the_handshake(certificates: Certificates) -> None:
+    steps = [send(b"220 hi\r\n"), expect(b"STARTTLS"), send(b"220 go\r\n"), starttls()]
+    with HostileServer(steps, certificates) as server, _naive(server) as sock:
+        _read_until(sock, b"\r\n")
+        sock.sendall(b"STARTTLS\r\nEHLO too.early\r\n")  # one packet: out of step
+    assert server.wait(timeout=5)
+    assert server.deviations == [(b"<the TLS handshake>", b"EHLO too.early\r\n")]
+
+
+def test_kit_stops_an_endless_reply_when_the_client_closes(certificates: Certificates) -> None:
+    with HostileServer([endless(b"250-more\r\n")], certificates) as server:
+        with _naive(server) as sock:
+            assert sock.recv(4096).startswith(b"250-more")
+        assert server.wait(timeout=5)
+    assert 0 < server.endless_sent < ENDLESS_CAP
+    assert not server.endless_capped
+
+
+def test_kit_answers_and_records_the_tail(certificates: Certificates) -> None:
+    with HostileServer([send(b"220 hi\r\n")], certificates) as server, _naive(server) as sock:
+        _read_until(sock, b"\r\n")
+        sock.sendall(b"NOOP\r\nMAIL FROM:<a@b>\r\nQUIT\r\n")
+        replies = _read_until(sock, b"221 2.0.0 bye\r\n")
+    assert replies == b"250 2.0.0 ok\r\n500 5.5.1 not in the script\r\n221 2.0.0 bye\r\n"
+    assert server.tail == [b"NOOP", b"MAIL FROM:<a@b>", b"QUIT"]
+
+
+def test_kit_resets(certificates: Certificates) -> None:
+    with HostileServer([reset()], certificates) as server, _naive(server) as sock:
+        assert server.wait(timeout=5)
+        with pytest.raises(ConnectionResetError):
+            sock.recv(1)
+
+
+def test_kit_finds_what_could_end_data_early() -> None:
+    assert data_wire_problems(b"a\r\n..b\r\n") == []
+    assert data_wire_problems(b"a\n.\nb\r\n") == ["a bare LF"]
+    assert data_wire_problems(b"a\r.\rb\r\n") == ["a bare CR"]
+    assert data_wire_problems(b"a\r\n.b\r\n") == ["an unstuffed line starting with a dot: b'.b'"]
+    assert unstuff(b"..a\r\nb\r\n") == b".a\r\nb\r\n"
+
+
+def test_kit_calls_an_undocumented_exception_a_leak() -> None:
+    from tests.hostile_faces import _engine_error
+
+    assert _engine_error(KeyError("x")).kind == "leak"
+    assert _engine_error(TimeoutError()).kind == "timeout"
