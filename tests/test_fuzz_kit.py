@@ -11,20 +11,21 @@ and the command line's usage errors.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtp_core import State, TranscriptError
+from smtp_core import Record, State, TranscriptError
 from smtpclient._cli import run
 from smtpclient.fuzz import (
     MAX_STEPS,
@@ -74,6 +75,11 @@ class PlantedServer:
 
     def close(self) -> None:
         self.dead.set()
+        # shutdown() first: a bare close() leaves the socket listening until the
+        # accept() blocked on it in the other thread returns, one connection later
+        # (a process that dies loses its listener at once).
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
 
     def _accept(self) -> None:
@@ -371,7 +377,7 @@ def test_mutators_reach_the_limits_and_the_hostile_bytes() -> None:
 # -- the transcript format ----------------------------------------------------------------------
 
 
-_bytes_line = st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b)
+_bytes_line = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
 _steps = st.lists(
     st.one_of(
         st.builds(lambda b: Step("line", b), _bytes_line),
@@ -385,28 +391,32 @@ _steps = st.lists(
 
 @given(st.lists(_steps, min_size=1, max_size=3))
 def test_saved_sessions_load_back_to_the_same_steps(sessions: list[list[Step]]) -> None:
-    saved = []
-    for number, steps in enumerate(sessions, start=1):
-        records = []
-        for step in steps:
-            from smtp_core import Record
-
-            kind = (
-                f"raw {'?' if step.replies is None else step.replies}"
-                if step.kind == "raw"
-                else step.kind
-            )
-            records += [
-                Record("#", f" step {kind}"),
-                Record("C", step.wire),
-                Record("S", b"250 ok\r\n"),
-            ]
-        saved.append(SavedSession(number, tuple(steps), tuple(records)))
+    saved = [
+        SavedSession(number, tuple(steps), recorded(steps))
+        for number, steps in enumerate(sessions, start=1)
+    ]
     text = dump_sessions([("finding", "hang")], saved)
     loaded = load_sessions(text)
     assert loaded.headers["finding"] == "hang"
     assert [s.steps for s in loaded.sessions] == [tuple(s) for s in sessions]
     assert dump_sessions([("finding", "hang")], list(loaded.sessions)) == text
+
+
+def recorded(steps: Sequence[Step]) -> tuple[Record, ...]:
+    """What the runner records for ``steps`` if each draws a 250."""
+    records: list[Record] = []
+    for step in steps:
+        kind = (
+            f"raw {'?' if step.replies is None else step.replies}"
+            if step.kind == "raw"
+            else step.kind
+        )
+        records += [
+            Record("#", f" step {kind}"),
+            Record("C", step.wire),
+            Record("S", b"250 ok\r\n"),
+        ]
+    return tuple(records)
 
 
 def test_a_recording_made_elsewhere_replays_chunk_by_chunk() -> None:
@@ -517,3 +527,60 @@ def test_an_unreachable_server_exits_3() -> None:
     code, _, err = cli("fuzz", "-s", f"127.0.0.1:{port}", "--sessions", "1")
     assert code == 3
     assert "cannot connect" in err
+
+
+def test_a_server_that_never_greets_ends_the_run(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # accepts, says nothing
+        port = listener.getsockname()[1]
+
+        def connect(timeout: float) -> socket.socket:
+            return socket.create_connection(("127.0.0.1", port), timeout)
+
+        report = Fuzzer(connect, max_sessions=50, stage_timeout=0.2, out_dir=tmp_path).run()
+    assert report.stopped == "the server did not greet 3 sessions in a row"
+    assert report.sessions == 3
+    assert [f.kind for f in report.findings] == ["hang"]
+    assert "no greeting within 0.2 s" in report.findings[0].summary
+    assert report.target == "connect"
+
+
+def test_a_run_must_be_bounded() -> None:
+    target = Target("127.0.0.1", 25)
+    with pytest.raises(ValueError, match="bounded"):
+        Fuzzer(target, max_seconds=None)
+    with pytest.raises(ValueError, match="positive"):
+        Fuzzer(target, max_sessions=0)
+    with pytest.raises(ValueError, match="positive"):
+        SessionRunner(target.connect, 0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "replies", "error"),
+    [
+        ("bogus", b"", 1, ValueError),
+        ("line", "NOOP", 1, TypeError),
+        ("raw", b"", 65, ValueError),
+        ("line", b"NOOP", 2, ValueError),
+        ("group", b"NOOP\r\nVRFY a\rb", 1, ValueError),
+    ],
+)
+def test_steps_refuse_bad_fields(kind: str, data: object, replies: int, error: type) -> None:
+    with pytest.raises(error):
+        Step(kind, data, replies)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("planted", ["data250"], indirect=True)
+def test_replay_takes_a_target_or_a_connect_callable(
+    planted: PlantedServer, tmp_path: Path
+) -> None:
+    steps = (line("EHLO x"), line("MAIL FROM:<>"), line("DATA"))
+    session = SavedSession(1, steps, recorded(steps))
+    path = tmp_path / "no-target.txt"
+    path.write_text(dump_sessions([("finding", "violation")], [session]))
+    with pytest.raises(ValueError, match="names no target"):
+        replay(path)
+    assert replay(path, target=Target("127.0.0.1", planted.port)).reproduced
+    result = replay(path, connect=Target("127.0.0.1", planted.port).connect, stage_timeout=2)
+    assert result.reproduced
+    assert result.findings == [("violation", result.findings[0][1], 1)]
+    assert "250 reply to DATA" in result.findings[0][1]
