@@ -34,6 +34,7 @@ from smtpclient.fuzz import (
     Generator,
     RemoteTargetError,
     SavedSession,
+    SessionResult,
     SessionRunner,
     Step,
     Target,
@@ -584,3 +585,33 @@ def test_replay_takes_a_target_or_a_connect_callable(
     assert result.reproduced
     assert result.findings == [("violation", result.findings[0][1], 1)]
     assert "250 reply to DATA" in result.findings[0][1]
+
+
+@pytest.mark.parametrize("planted", [None], indirect=True)
+def test_an_interrupted_run_still_says_what_it_did(
+    planted: PlantedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stop_after_three(number: int, origin: str, result: SessionResult, new: int) -> None:
+        if number == 3:
+            raise KeyboardInterrupt
+
+    fuzzer = Fuzzer(
+        Target("127.0.0.1", planted.port),
+        max_sessions=10,
+        out_dir=tmp_path,
+        on_session=stop_after_three,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        fuzzer.run()
+    report = fuzzer.interrupted()
+    assert (report.sessions, report.stopped) == (3, "interrupted")
+
+    def interrupt(self: Fuzzer) -> None:
+        self.report.sessions = 7
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Fuzzer, "run", interrupt)
+    code, out, err = cli("fuzz", "-s", f"127.0.0.1:{planted.port}", "--sessions", "10")
+    assert code == 130
+    assert "interrupted" in err
+    assert "7 sessions in" in out

@@ -39,6 +39,7 @@ exit status:
   1  at least one finding (a replay: it recurred)
   2  usage error (a remote target without --allow-remote, a bad file)
   3  the server could not be reached at the start
+  130 interrupted (the summary so far is printed)
 
 Only fuzz servers you own or may test: the sessions are malformed and hostile
 on purpose.  The target must be on loopback unless --allow-remote is given.
@@ -182,6 +183,11 @@ def run_fuzz(argv: Sequence[str], out: IO[str], err: IO[str]) -> int:
     )
     try:
         report = fuzzer.run()
+    except KeyboardInterrupt:
+        err.write("smtpclient fuzz: interrupted\n")
+        for text in fuzzer.interrupted().describe():
+            out.write(f"{text}\n")
+        return 130
     except TargetUnreachable as exc:
         err.write(f"smtpclient fuzz: {exc}\n")
         return EXIT_CONNECTION

@@ -233,12 +233,24 @@ class Fuzzer:
         self._corpus_bytes = 0
         self._history_bytes = 0
         self._no_greeting = 0
+        self._started = 0.0
+        #: The report of the current (or last) run, kept up to date as it goes:
+        #: what an interrupted run had done.
+        self.report = FuzzReport(self.target_name, seed)
         self._history: collections.deque[tuple[int, SessionResult]] = collections.deque(
             maxlen=HISTORY
         )
         self._signatures: set[str] = set()
 
     # -- the loop ----------------------------------------------------------------------
+
+    def interrupted(self) -> FuzzReport:
+        """The report of a run that an exception (``KeyboardInterrupt``) cut short."""
+        report = self.report
+        report.seconds = time.monotonic() - self._started if self._started else 0.0
+        report.corpus = len(self._corpus)
+        report.stopped = "interrupted"
+        return report
 
     def run(self) -> FuzzReport:
         """Fuzz until a bound is reached, the server dies, or enough was found.
@@ -252,7 +264,8 @@ class Fuzzer:
         """
         start = time.monotonic()
         deadline = None if self.max_seconds is None else start + self.max_seconds
-        report = FuzzReport(self.target_name, self.seed)
+        report = self.report = FuzzReport(self.target_name, self.seed)
+        self._started = start
         recipients = self.recipients or self._learn_recipients()
         generator = Generator(self.rng, recipients)
         queue = [steps for _, steps in seed_sessions(recipients[0])]
