@@ -18,11 +18,12 @@ in one ``sendall`` and is one ``C:`` record of the saved transcript:
     Message content after a ``354``, written exactly as it is, its own end
     marker included.
 
-A step whose reply count cannot be known (a bare CR or LF, a partial line,
-content whose end marker is not where it should be, a BDAT line, a group with
-DATA before its last line, STARTTLS, AUTH or BDAT in a group) is a *tail* step: it may only
-come last in a session, and the fuzzer then closes with QUIT read leniently.
-:func:`normalize` enforces that, and the bounds on a session's size.
+A step whose reply count cannot be known (a CR or LF inside a line, a raw
+step that says so, content whose end marker is not where it should be, a BDAT
+line, a group with DATA before its last line or with STARTTLS, AUTH or BDAT in
+it) is a *tail* step: it may only come last in a session, and the fuzzer then
+closes with QUIT read leniently.  :func:`normalize` enforces that, and the
+bounds on a session's size.
 """
 
 from __future__ import annotations
