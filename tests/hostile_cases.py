@@ -750,6 +750,16 @@ CASES: tuple[Case, ...] = (
         why={"smtplib": WHY_SMTPLIB_DISCONNECTED, "client_SMTP": WHY_SMTPLIB_DISCONNECTED},
         tail=(),
     ),
+    _drop_case("after-delivery", [*hello(), *envelope(), *deliver()], close(), DELIVERED),
+    _drop_case("after-delivery", [*hello(), *envelope(), *deliver()], reset(), DELIVERED),
+    Case(
+        name="stall-after-delivery",
+        source="RFC 5321 §4.5.3.2 (QUIT's reply may never come; the message is delivered)",
+        script=script(hello(), envelope(), deliver(), stall()),
+        plan=STALL,
+        expect=DELIVERED,
+        tail=(b"QUIT",),
+    ),
     # -- 421 at every stage -------------------------------------------------------------
     Case(
         name="421-greeting",
