@@ -615,3 +615,19 @@ def test_an_interrupted_run_still_says_what_it_did(
     assert code == 130
     assert "interrupted" in err
     assert "7 sessions in" in out
+
+
+@pytest.mark.parametrize("planted", [None], indirect=True)
+def test_one_refused_connection_is_not_a_crash(planted: PlantedServer, tmp_path: Path) -> None:
+    calls = 0
+
+    def connect(timeout: float) -> socket.socket:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise ConnectionRefusedError("refused once")
+        return socket.create_connection(("127.0.0.1", planted.port), timeout)
+
+    report = Fuzzer(connect, max_sessions=12, out_dir=tmp_path).run()
+    assert (report.sessions, report.refusals, report.findings) == (11, 1, [])
+    assert report.stopped == "session limit reached"

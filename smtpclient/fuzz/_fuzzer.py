@@ -113,6 +113,8 @@ class FuzzReport:
         corpus: sessions in the corpus at the end.
         closed_without_421: sessions the server closed while a reply was due,
             without a 421 first.
+        refusals: connections refused once and accepted when asked again
+            (counted against the session bound).
         findings: what was found, in order.
         stopped: why the run ended.
         origins: sessions by origin: ``seed``, ``valid`` (generated from the
@@ -132,6 +134,7 @@ class FuzzReport:
     transitions: int = 0
     corpus: int = 0
     closed_without_421: int = 0
+    refusals: int = 0
     findings: list[Finding] = field(default_factory=list)
     stopped: str = ""
     origins: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -149,7 +152,9 @@ class FuzzReport:
             f"reached {len(self.states)} engine states ({states}), {self.pairs} "
             f"(state, reply code) pairs, {self.transitions} (state, command, reply code) "
             f"transitions; corpus {self.corpus} sessions",
-            f"sessions closed by the server with a reply due and no 421: {self.closed_without_421}",
+            f"sessions closed by the server with a reply due and no 421: "
+            f"{self.closed_without_421}; connections refused once, then accepted: "
+            f"{self.refusals}",
             f"findings: {len(self.findings)}",
         ]
 
@@ -272,7 +277,9 @@ class Fuzzer:
         queue.reverse()
         report.stopped = "session limit reached"
         while True:
-            if self.max_sessions is not None and report.sessions >= self.max_sessions:
+            if self.max_sessions is not None and (
+                report.sessions + report.refusals >= self.max_sessions
+            ):
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 report.stopped = "time limit reached"
@@ -292,9 +299,11 @@ class Fuzzer:
                     raise TargetUnreachable(
                         f"cannot connect to {self.target_name}: {result.refused_error}"
                     )
-                self._crash(report, result.refused_error)
-                report.stopped = "the server stopped accepting connections"
-                break
+                if self._crash(report, result.refused_error):
+                    report.stopped = "the server stopped accepting connections"
+                    break
+                report.refusals += 1  # refused once, then accepted again: not a crash
+                continue
             report.sessions += 1
             number = report.sessions
             self._remember(number, result)
@@ -390,18 +399,19 @@ class Fuzzer:
             sessions = list(self._history)
         self._save(report, kind, summary, number, sessions)
 
-    def _crash(self, report: FuzzReport, error: str) -> None:
+    def _crash(self, report: FuzzReport, error: str) -> bool:
+        """After a refused connection: ask again, and save a crash if it is refused too."""
         time.sleep(0.1)  # a server being restarted, or a transient refusal, gets one more try
         if not self.runner.run(()).refused:
-            return
+            return False
         number = report.sessions
         summary = f"the server stopped accepting connections after session {number} ({error})"
         self._save(report, "crash", summary, number, list(self._history))
+        return True
 
     def _final_check(self, report: FuzzReport) -> None:
         result = self.runner.run(())
-        if result.refused:
-            self._crash(report, result.refused_error)
+        if result.refused and self._crash(report, result.refused_error):
             report.stopped += "; then the server stopped accepting connections"
 
     def _save(
