@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tests.hostile_faces import DEFAULT_MESSAGE, Face, Kind, Plan
@@ -81,7 +81,8 @@ class Case:
         expect: the outcome for every face not named in ``faces``.
         faces: outcomes by face name or group, where a face differs.
         why: the reason for each entry of ``faces`` (same keys).
-        implicit_cert: the certificate of an implicit-TLS server.
+        implicit_cert: the certificate of an implicit-TLS server, or
+            ``no-handshake`` for one that never starts it.
         tail: what the client may send after the script ended (line prefixes);
             after a 421 nothing at all.
         tails: ``tail`` by face name or group, where a documented difference
@@ -102,7 +103,7 @@ class Case:
     plan: Plan = field(default_factory=Plan)
     faces: Mapping[str, Expect] = field(default_factory=dict)
     why: Mapping[str, str] = field(default_factory=dict)
-    implicit_cert: Cert = "trusted"
+    implicit_cert: Cert | Literal["no-handshake"] = "trusted"
     tail: tuple[bytes, ...] = (b"QUIT", b"RSET")
     tails: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
     clear_auth: frozenset[str] = frozenset()
@@ -576,6 +577,42 @@ CASES: tuple[Case, ...] = (
         expect=Expect(("tls", "closed", "protocol")),
         tail=(),
     ),
+    Case(
+        name="starttls-drop-after-220",
+        source="RFC 3207 §4.2 (the handshake follows the 220); RFC 5321 §3.8",
+        script=script(
+            hello((*EXTENSIONS, b"STARTTLS")),
+            expect(b"STARTTLS"),
+            send(b"220 2.0.0 go ahead\r\n"),
+            close(),
+        ),
+        plan=Plan(tls="starttls", username=USER, password=PASSWORD),
+        # An EOF in the handshake: ssl's SSLEOFError (a TLS error) or a reset.
+        expect=Expect(("tls", "closed")),
+        tail=(),
+    ),
+    Case(
+        name="stall-tls-handshake",
+        source="RFC 3207 §4.2; a TLS handshake needs its own limit (Timeouts.tls)",
+        script=script(
+            hello((*EXTENSIONS, b"STARTTLS")),
+            expect(b"STARTTLS"),
+            send(b"220 2.0.0 go ahead\r\n"),
+            stall(),
+        ),
+        plan=replace(STALL, tls="required"),
+        expect=Expect("timeout"),
+        tail=(b"<TLS handshake>",),  # the ClientHello, and nothing else
+    ),
+    Case(
+        name="stall-implicit-tls-handshake",
+        source="RFC 8314 §3.3; a TLS handshake needs its own limit",
+        script=script(stall()),
+        plan=replace(STALL, tls="implicit"),
+        implicit_cert="no-handshake",
+        expect=Expect("timeout"),
+        tail=(b"<TLS handshake>",),
+    ),
     # -- replies that are endless, enormous, malformed, 8-bit, NUL-laden ---------------
     Case(
         name="greeting-endless-line",
@@ -616,6 +653,22 @@ CASES: tuple[Case, ...] = (
         name="ehlo-malformed-separator",
         source="RFC 5321 §4.2 (a code is followed by SP or '-')",
         script=script(send(GREETING), expect(b"EHLO"), send(b"250*hostile.example\r\n")),
+        expect=Expect("protocol"),
+        tail=(b"QUIT",),
+    ),
+    Case(
+        name="reply-code-out-of-range",
+        source="RFC 5321 §4.2 (the first digit is 2 to 5)",
+        script=script(hello((b"8BITMIME",)), expect(b"MAIL FROM:"), send(b"600 2.1.0 ok?\r\n")),
+        expect=Expect("protocol"),
+        tail=(b"QUIT",),
+    ),
+    Case(
+        name="multiline-mixed-codes",
+        source="RFC 5321 §4.2.1 (every line of a multiline reply carries the same code)",
+        script=script(
+            hello((b"8BITMIME",)), expect(b"MAIL FROM:"), send(b"550-no\r\n250 yes\r\n")
+        ),
         expect=Expect("protocol"),
         tail=(b"QUIT",),
     ),

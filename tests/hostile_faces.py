@@ -271,10 +271,10 @@ def _engine_error(exc: BaseException) -> Outcome:
         return Outcome(kind, detail=detail)
     if isinstance(exc, ProtocolError):  # LocalProtocolError, LocalSASLError
         return Outcome("local", detail=detail)
+    if isinstance(exc, TimeoutError):  # before TLS: a handshake that ran out of time
+        return Outcome("timeout", detail=detail, limit=_stage_limit(exc))
     if _tls_cause(exc):
         return Outcome("tls", detail=detail)
-    if isinstance(exc, TimeoutError):
-        return Outcome("timeout", detail=detail, limit=_stage_limit(exc))
     if isinstance(exc, OSError):
         return Outcome("closed", detail=detail)
     return Outcome("leak", detail=detail)

@@ -515,9 +515,18 @@ class HostileServer:
         self.chunks.append(self._exactly(int(match.group(1))))
 
     def _drain(self) -> NoReturn:
-        """Record what the client sends until it closes; answer nothing."""
+        """Record what the client sends until it closes; answer nothing.
+
+        A TLS handshake record (a ClientHello after a 220 to STARTTLS) is not
+        split into lines: it is recorded once, as ``<TLS handshake>``.
+        """
         while True:
             self._buffer += self._recv()
+            if self._buffer.startswith(b"\x16\x03"):
+                if b"<TLS handshake>" not in self.tail:
+                    self.tail.append(b"<TLS handshake>")
+                self._buffer = b""
+                continue
             *lines, self._buffer = self._buffer.split(b"\r\n")
             self.tail.extend(lines)
 
