@@ -246,6 +246,7 @@ def _stall_case(name: str, before: Sequence[Step]) -> Case:
         script=script(before, stall()),
         plan=STALL,
         expect=Expect("timeout"),
+        tail=(),  # out of step after a timeout: not even QUIT
     )
 
 
@@ -666,9 +667,7 @@ CASES: tuple[Case, ...] = (
     Case(
         name="multiline-mixed-codes",
         source="RFC 5321 §4.2.1 (every line of a multiline reply carries the same code)",
-        script=script(
-            hello((b"8BITMIME",)), expect(b"MAIL FROM:"), send(b"550-no\r\n250 yes\r\n")
-        ),
+        script=script(hello((b"8BITMIME",)), expect(b"MAIL FROM:"), send(b"550-no\r\n250 yes\r\n")),
         expect=Expect("protocol"),
         tail=(b"QUIT",),
     ),
@@ -1180,6 +1179,27 @@ CASES: tuple[Case, ...] = (
         # Every face takes the 421 for the answer to the next command, as
         # RFC 5321 §3.8 has it, and sends nothing more.
         expect=Expect("refused", 421, "MAIL"),
+        tail=(),
+    ),
+    Case(
+        name="early-verdict-during-data",
+        source="RFC 5321 §4.1.1.4 (the reply to the end of data comes after it); RFC 2920 §3.1",
+        # One packet: the verdict rides with the 354, before any content.
+        script=script(
+            hello(),
+            *envelope()[:-1],
+            send(b"354 go ahead\r\n250 2.0.0 queued before the end\r\n"),
+            read_data(),
+        ),
+        expect=Expect("protocol"),
+        tail=(),
+    ),
+    Case(
+        name="flood-during-data",
+        source="RFC 2920 §3.1 (neither side may block the other); CWE-400",
+        script=script(hello(), envelope(), endless(b"250 2.0.0 ok\r\n")),
+        plan=Plan(message=DEFAULT_MESSAGE + (b"y" * 78 + b"\r\n") * 50_000, timeout=0.3),
+        expect=Expect(("protocol", "timeout", "unknown")),
         tail=(),
     ),
     # -- ordinary refusals, for the record -----------------------------------------------
