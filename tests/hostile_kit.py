@@ -225,6 +225,9 @@ class _Stopped(Exception):
 class HostileServer:
     """Accepts one connection on :data:`HOST` and plays a script against it.
 
+    ``implicit_tls`` names the certificate of a server that starts TLS at once
+    (port 465), or ``no-handshake`` for one that never answers the ClientHello.
+
     Attributes:
         port: the listening port (ephemeral).
         received: ``(tls, chunk)`` for every chunk the client sent, in order.
@@ -250,7 +253,7 @@ class HostileServer:
         script: Sequence[Step],
         certificates: Certificates,
         *,
-        implicit_tls: Literal["trusted", "untrusted", "wrong-host"] | None = None,
+        implicit_tls: Literal["trusted", "untrusted", "wrong-host", "no-handshake"] | None = None,
     ) -> None:
         self.script = tuple(script)
         self.certificates = certificates
@@ -339,7 +342,8 @@ class HostileServer:
         self._conn = conn
         self.connected.set()
         try:
-            if self.implicit_tls is not None:
+            # "no-handshake": an implicit-TLS server that never answers the ClientHello.
+            if self.implicit_tls not in (None, "no-handshake"):
                 self._handshake(self.implicit_tls)
             for index, step in enumerate(self.script):
                 if index == len(self.script) - 1 and step.kind in ("stall", "close", "reset"):

@@ -109,8 +109,6 @@ def test_hostile(case: Case, face: Face, certificates: Certificates) -> None:
     fds_before = _open_fds()
     plan = case.plan
     implicit = case.implicit_cert if plan.tls == "implicit" else None
-    if implicit == "no-handshake":
-        implicit = None  # the script plays in the clear: the client's handshake stalls
     with HostileServer(case.script, certificates, implicit_tls=implicit) as server:
         started = time.monotonic()
         outcome = face.run(plan, server.port, certificates)
