@@ -94,6 +94,8 @@ class Case:
             the wire before TLS.  Besides these, the test forbids in the clear
             the credentials (unless ``clear_auth``) and, when TLS is
             ``required`` or ``implicit``, MAIL.
+        text: what every face reporting a refusal must show of the server's
+            text (a substring).
     """
 
     name: str
@@ -109,6 +111,7 @@ class Case:
     clear_auth: frozenset[str] = frozenset()
     forbidden: tuple[bytes, ...] = ()
     forbidden_in_clear: tuple[bytes, ...] = ()
+    text: str | None = None
 
     def __post_init__(self) -> None:
         assert set(self.faces) == set(self.why), f"{self.name}: every difference needs a why"
@@ -276,6 +279,7 @@ def _421_case(
         expect=Expect("refused", 421, command),
         faces=faces or {},
         why=why or {},
+        text="shutting down",
         tail=(),  # the channel is closing: not even QUIT
     )
 
@@ -457,6 +461,7 @@ CASES: tuple[Case, ...] = (
             send(b"454 4.7.0 TLS not available\r\n"),
         ),
         plan=Plan(tls="required"),
+        text="TLS not available",
         expect=Expect("refused", 454, "STARTTLS"),
         forbidden_in_clear=(b"MAIL FROM",),
     ),
@@ -469,6 +474,7 @@ CASES: tuple[Case, ...] = (
             send(b"454 4.7.0 TLS not available\r\n"),
         ),
         plan=TLS_PLAN,
+        text="TLS not available",
         expect=Expect("refused", 454, "STARTTLS"),
         forbidden_in_clear=(b"MAIL FROM",),
     ),
@@ -817,6 +823,7 @@ CASES: tuple[Case, ...] = (
         name="421-greeting",
         source="RFC 5321 §3.1 and §3.8 (421 instead of the greeting)",
         script=script(send(b"421 4.3.2 too busy\r\n"), stall()),
+        text="too busy",
         expect=Expect("refused", 421, "greeting"),
         tail=(),
     ),
@@ -901,6 +908,7 @@ CASES: tuple[Case, ...] = (
         # smtplib and aiosmtplib declare SIZE and leave the verdict to the
         # server; the engine driven directly declares nothing (send_mail's
         # caller passes SIZE= in mail_params if it wants), so the server judges.
+        text="message size exceeds",
         expect=Expect("refused", 552, "MAIL"),
         faces={"cli": Expect("local")},
         why={
@@ -1101,6 +1109,7 @@ CASES: tuple[Case, ...] = (
         plan=Plan(
             bdat=True, pipelining=False, message=DEFAULT_MESSAGE + (b"z" * 70 + b"\r\n") * 6000
         ),
+        text="the first chunk was enough",
         expect=Expect("refused", 554, "BDAT"),
         faces={"aio": Expect("refused", 554, "DATA"), "cli": Expect("refused", 554, ".")},
         why={"aio": WHY_AIO_DATA, "cli": WHY_CLI_BDAT},
@@ -1122,6 +1131,7 @@ CASES: tuple[Case, ...] = (
             read_data(),
             send(b"554 5.5.1 no valid recipients\r\n"),
         ),
+        text="no such user",
         expect=Expect("refused", 550, "RCPT"),
         forbidden=(b"Subject: hostile kit",),
     ),
@@ -1178,6 +1188,7 @@ CASES: tuple[Case, ...] = (
         ),
         # Every face takes the 421 for the answer to the next command, as
         # RFC 5321 §3.8 has it, and sends nothing more.
+        text="idle timeout exceeded",
         expect=Expect("refused", 421, "MAIL"),
         tail=(),
     ),
@@ -1195,11 +1206,21 @@ CASES: tuple[Case, ...] = (
         tail=(),
     ),
     Case(
-        name="flood-during-data",
-        source="RFC 2920 §3.1 (neither side may block the other); CWE-400",
-        script=script(hello(), envelope(), endless(b"250 2.0.0 ok\r\n")),
-        plan=Plan(message=DEFAULT_MESSAGE + (b"y" * 78 + b"\r\n") * 50_000, timeout=0.3),
-        expect=Expect(("protocol", "timeout", "unknown")),
+        name="flood-after-354",
+        source="RFC 2920 §3.1 (one reply per command; neither side may block the other); CWE-400",
+        # The flood starts in the 354's own packet: the client sees replies
+        # nobody asked for before it writes a byte of content.  (Started later,
+        # after the client wrote the whole message, the first 250 of a flood is
+        # indistinguishable from a verdict: see the report on issue 11.)
+        script=script(
+            hello(),
+            *envelope()[:-1],
+            send(b"354 go ahead\r\n" + b"250 2.0.0 ok\r\n" * 100),
+            endless(b"250 2.0.0 ok\r\n"),
+        ),
+        plan=Plan(message=DEFAULT_MESSAGE + (b"y" * 78 + b"\r\n") * 50_000),
+        expect=Expect("protocol"),
+        forbidden=(b"yyyyyyyy",),
         tail=(),
     ),
     # -- ordinary refusals, for the record -----------------------------------------------
@@ -1207,13 +1228,17 @@ CASES: tuple[Case, ...] = (
         name="greeting-554",
         source="RFC 5321 §3.1 (554 instead of 220: no service)",
         script=script(send(b"554 5.3.2 no service here\r\n")),
+        text="no service here",
         expect=Expect("refused", 554, "greeting"),
         tail=(b"QUIT",),
     ),
     Case(
         name="mail-refused",
         source="RFC 5321 §4.2.5",
-        script=script(hello((b"8BITMIME",)), expect(b"MAIL FROM:"), send(b"550 5.7.1 no\r\n")),
+        script=script(
+            hello((b"8BITMIME",)), expect(b"MAIL FROM:"), send(b"550 5.7.1 sender blocked\r\n")
+        ),
+        text="sender blocked",
         expect=Expect("refused", 550, "MAIL"),
     ),
     Case(
@@ -1226,6 +1251,7 @@ CASES: tuple[Case, ...] = (
             expect(b"RCPT TO:"),
             send(b"550 5.1.1 no such user\r\n"),
         ),
+        text="no such user",
         expect=Expect("refused", 550, "RCPT"),
     ),
     Case(
@@ -1250,12 +1276,14 @@ CASES: tuple[Case, ...] = (
         name="data-refused",
         source="RFC 5321 §4.2.5",
         script=script(hello((b"8BITMIME",)), *envelope()[:-1], send(b"554 5.5.1 no data\r\n")),
+        text="no data",
         expect=Expect("refused", 554, "DATA"),
     ),
     Case(
         name="final-dot-refused",
         source="RFC 5321 §4.2.5",
         script=script(hello(), envelope(), deliver(b"554 5.7.1 spam\r\n")),
+        text="spam",
         expect=Expect("refused", 554, "."),
         faces={
             "smtplib": Expect("refused", 554, "DATA"),

@@ -633,14 +633,18 @@ def _cli_outcome(plan: Plan, status: int, err: str) -> Outcome:
     detail = f"exit {status}: {err.strip()}"
     lines = [line.removeprefix("smtpclient: ") for line in err.splitlines()]
     refused = []
+    texts = []
     for line in lines:
-        found = re.match(r"(?:recipient|delivery to) (\S+) (?:refused|failed): ([0-9]{3})", line)
+        found = re.match(
+            r"(?:recipient|delivery to) (\S+) (?:refused|failed): ([0-9]{3}) ?(.*)", line
+        )
         if found:
             refused.append((found.group(1), int(found.group(2))))
+            texts.append(found.group(3))
     names = {r for r, _ in refused}
     if status == 1 and refused and names >= set(plan.recipients):
         # Exit 1 means "a recipient refused"; when it was every one, nothing was sent.
-        return Outcome("refused", refused[0][1], "", "RCPT", detail=detail)
+        return Outcome("refused", refused[0][1], texts[0], "RCPT", detail=detail)
     if status in (0, 1):
         return Outcome(
             "delivered",

@@ -127,6 +127,8 @@ def test_hostile(case: Case, face: Face, certificates: Certificates) -> None:
         # A face whose exception names no command (smtplib's bare
         # SMTPResponseException) reports None, and there is nothing to compare.
         assert outcome.command in (expected.command, None), said
+    if outcome.kind == "refused" and case.text is not None:
+        assert case.text in outcome.text, said
     if outcome.limit is not None:
         # StageTimeout.seconds is the limit that was reached, not what was left of it.
         assert outcome.limit == plan.timeout, said
