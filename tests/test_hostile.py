@@ -244,22 +244,25 @@ def test_kit_sees_a_connection_left_open(certificates: Certificates) -> None:
 
 def test_kit_records_a_command_out_of_step(certificates: Certificates) -> None:
     steps = [send(b"220 hi\r\n"), expect(b"MAIL FROM:"), send(b"250 ok\r\n")]
-    with HostileServer(steps, certificates) as server, _naive(server) as sock:
-        _read_until(sock, b"\r\n")
-        sock.sendall(b"RCPT TO:<a@example.org>\r\n")
-    assert server.wait(timeout=5)
+    with HostileServer(steps, certificates) as server:
+        with _naive(server) as sock:
+            _read_until(sock, b"\r\n")
+            sock.sendall(b"RCPT TO:<a@example.org>\r\n")
+        # Inside: leaving the server's block stops it, maybe before it read the line.
+        assert server.wait(timeout=5)
     assert server.deviations == [(b"MAIL FROM:", b"RCPT TO:<a@example.org>")]
     assert not server.finished
 
 
 def test_kit_refuses_bytes_sent_before_the_handshake(certificates: Certificates) -> None:
     steps = [send(b"220 hi\r\n"), expect(b"STARTTLS"), send(b"220 go\r\n"), starttls()]
-    with HostileServer(steps, certificates) as server, _naive(server) as sock:
-        _read_until(sock, b"\r\n")
-        sock.sendall(b"STARTTLS\r\nEHLO too.early\r\n")  # one packet: out of step
-        # Stay until the server has answered: a close now could fail its 220.
-        assert _read_until(sock, b"\r\n") == b"220 go\r\n"
-    assert server.wait(timeout=5)
+    with HostileServer(steps, certificates) as server:
+        with _naive(server) as sock:
+            _read_until(sock, b"\r\n")
+            sock.sendall(b"STARTTLS\r\nEHLO too.early\r\n")  # one packet: out of step
+            # Stay until the server has answered: a close now could fail its 220.
+            assert _read_until(sock, b"\r\n") == b"220 go\r\n"
+        assert server.wait(timeout=5)  # inside: see test_kit_records_a_command_out_of_step
     assert server.deviations == [(b"<the TLS handshake>", b"EHLO too.early\r\n")]
 
 
