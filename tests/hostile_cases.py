@@ -620,6 +620,17 @@ CASES: tuple[Case, ...] = (
         expect=Expect("timeout"),
         tail=(b"<TLS handshake>",),
     ),
+    Case(
+        name="implicit-tls-against-a-plaintext-server",
+        source="RFC 8314 §3.3 (port 465 speaks TLS first); a misdirected or downgraded port",
+        # The server greets in the clear and reads nothing: the ClientHello is
+        # no command line (it may hold CRLF by chance).
+        script=script(send(GREETING), stall()),
+        plan=Plan(tls="implicit", username=USER, password=PASSWORD),
+        implicit_cert="no-handshake",
+        expect=Expect("tls"),
+        tail=(b"<TLS handshake>",),
+    ),
     # -- replies that are endless, enormous, malformed, 8-bit, NUL-laden ---------------
     Case(
         name="greeting-endless-line",
