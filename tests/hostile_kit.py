@@ -10,13 +10,16 @@ server plays against one client connection, one step after the other:
 * :func:`read_data` (the content after a 354, up to the lone dot) and
   :func:`read_bdat` (one BDAT command and its chunk);
 * :func:`starttls` (the server side of the handshake), :func:`stall` (send
-  nothing until the client closes), :func:`close`, :func:`reset` (an RST).
+  nothing until the client closes), :func:`close`, :func:`reset` (an RST),
+  :func:`sleep`, and :func:`answer_until` (the same reply to every line).
 
-When the script is done the server keeps reading until the client closes, so
-every byte the client sent is recorded, each chunk flagged with whether TLS
-was on: a test sees what went over the wire in the clear.  A line that does
-not match an ``expect`` is a *deviation*: the server records it and stops
-playing (it drains, as after the end of the script).
+Every byte the client sends is recorded, each chunk flagged with whether TLS
+was on: a test sees what went over the wire in the clear.  When the script
+is done, the server answers as a plain server would (221 to QUIT, 250 to
+RSET and NOOP, 500 to anything else) until the client closes, and keeps
+those lines as the *tail*; a :func:`stall` keeps them without answering.  A
+line that does not match an ``expect`` is a *deviation*: the server records
+it (answering 221 if it was QUIT) and stops playing.
 
 Every server is a context manager: leaving it stops the thread (joined), and
 closes the listener and the connection.  Nothing here decides what a client
