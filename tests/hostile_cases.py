@@ -219,17 +219,6 @@ WHY_SMTPLIB_LOOP = (
     "smtplib raises SMTPException('Server AUTH mechanism infinite loop') after 5 "
     "challenges, as smtplib"
 )
-#: On 3.10-3.12 the asyncio face, as aiosmtplib 5.1.3 there, finds the mailbox with
-#: email.utils.parseaddr, which stops at (or folds) a line break: the rest of the address
-#: is dropped and the message goes to what came before it.  Nothing is injected (the
-#: forbidden bytes never go out) but the address used is not the one given.  From 3.13
-#: parseaddr is strict, finds nothing, and parse_address raises ValueError.  Reported.
-AIO_PARSEADDR = Expect(("local", "refused"))
-WHY_AIO_PARSEADDR = (
-    "before Python 3.13, aiosmtplib's parse_address (kept name for name) drops what follows "
-    "a line break: MAIL/RCPT go out with the truncated address, never the injected line, "
-    "and the scripted server refuses them (500); from 3.13 ValueError, nothing sent"
-)
 WHY_SMTPLIB_NOT_354 = "smtplib's data() raises SMTPDataError for any reply to DATA but 354"
 WHY_PERMISSIVE_FINAL = (
     "the face's engine is permissive (it follows the server, as the imitated library): a "
@@ -1309,9 +1298,6 @@ CASES: tuple[Case, ...] = (
         script=script(hello()),
         plan=Plan(sender="sender@example.org\r\nRCPT TO:<evil@example.org>"),
         expect=Expect("local"),
-        faces={"aio": AIO_PARSEADDR},
-        why={"aio": WHY_AIO_PARSEADDR},
-        tails={"aio": (b"QUIT", b"RSET", b"MAIL", b"RCPT", b"DATA")},
         forbidden=(b"evil@example.org",),
     ),
     Case(
@@ -1321,9 +1307,6 @@ CASES: tuple[Case, ...] = (
         script=script(hello()),
         plan=Plan(recipients=("rcpt@example.org\nDATA",)),
         expect=Expect("local"),
-        faces={"aio": AIO_PARSEADDR},
-        why={"aio": WHY_AIO_PARSEADDR},
-        tails={"aio": (b"QUIT", b"RSET", b"MAIL", b"RCPT", b"DATA")},
         forbidden=(b"org\nDATA",),
     ),
     Case(
@@ -1343,9 +1326,6 @@ CASES: tuple[Case, ...] = (
         script=script(hello()),
         plan=Plan(recipients=(f"{R1}>\r\nRCPT TO:<evil@example.org",)),
         expect=Expect("local"),
-        faces={"aio": AIO_PARSEADDR},
-        why={"aio": WHY_AIO_PARSEADDR},
-        tails={"aio": (b"QUIT", b"RSET", b"MAIL", b"RCPT", b"DATA")},
         forbidden=(b"evil@example.org",),
     ),
 )

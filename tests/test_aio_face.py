@@ -365,6 +365,29 @@ def test_nul_in_plain_credentials_is_refused_before_any_byte() -> None:
         _on_asyncio(main)
 
 
+def test_a_line_break_inside_an_address_is_refused_before_any_byte() -> None:
+    # aiosmtplib mails "crlf\r\nrset@x.test" to crlfrset@x.test (parseaddr joins the
+    # pieces); a break at either end is stripped, as there.
+    keeper = ContentKeeper()
+    with running_controller(keeper) as controller:
+
+        async def main() -> None:
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=controller.port)
+            await smtp.connect()
+            with pytest.raises(ValueError, match="line break"):
+                await smtp.mail("crlf\r\nrset@x.test")
+            assert (await smtp.mail("a@x.test\n")).code == 250
+            with pytest.raises(ValueError, match="line break"):
+                await smtp.rcpt("b@x.test\rRCPT TO:<c@x.test>")
+            with pytest.raises(ValueError, match="line break"):
+                await smtp.sendmail("a@x.test", ["crlf\r\nrset@x.test"], "Subject: x\n\nx\n")
+            assert (await smtp.rcpt("b@x.test")).code == 250  # nothing was sent: in step
+            await smtp.quit()
+
+        _on_asyncio(main)
+    assert keeper.contents == []
+
+
 def test_bytes_after_the_starttls_220_are_refused() -> None:
     script: list[Step] = [
         b"220 scripted.test ESMTP\r\n",

@@ -444,6 +444,19 @@ class _AddressModel(_Model):
         return await super().sendmail(sender, recipients, message, **kw)
 
 
+class _LineBreakModel(_Model):
+    """Refuses an address of ``sendmail`` with a CR or LF inside it (ValueError) before
+    the first byte of the transaction, where aiosmtplib mails what ``parseaddr`` makes of it."""
+
+    async def sendmail(  # type: ignore[override]
+        self, sender: str, recipients: str | list[str], message: str, /, **kw: Any
+    ) -> Any:
+        listed = [recipients] if isinstance(recipients, str) else recipients
+        if any("\r" in a.strip() or "\n" in a.strip() for a in (sender, *listed)):
+            raise ValueError("a line break in an address")
+        return await super().sendmail(sender, recipients, message, **kw)
+
+
 class _MalformedModel(_Model):
     """Refuses a reply whose code is not three digits, the first 2 to 5 (``+25``), with
     SMTPResponseException(-1), and closes."""
@@ -646,6 +659,10 @@ RULE_EXAMPLES: dict[str, tuple[Conversation, type[_Model]]] = {
     "addresses-checked-first": (
         conversation(Policy(), sendmail(BOB, "ctl\x01char@x.test"), Step("noop")),
         _AddressModel,
+    ),
+    "line-break-in-address": (
+        conversation(Policy(), sendmail(BOB, "crlf\r\nrset@x.test"), Step("noop")),
+        _LineBreakModel,
     ),
     "malformed-reply-refused": (
         conversation(Policy(answers=answers(NOOP=(LENIENT[0],))), Step("noop"), Step("noop")),

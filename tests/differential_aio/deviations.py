@@ -521,6 +521,60 @@ class AddressesCheckedFirst:
         return _whole_step(context, self.name, note, diverged=True)
 
 
+def _path(raw: bytes) -> str | None:
+    """The path of a MAIL or RCPT line, or None for another line."""
+    match = re.match(rb"(?i)(?:MAIL FROM|RCPT TO):<([^>]*)>", raw)
+    return match.group(1).decode("utf-8", "replace") if match else None
+
+
+class LineBreakInAddress:
+    """line-break-in-address -- an address with a CR or LF inside it (not only at its ends)
+    raises ``ValueError`` before any byte of the transaction; aiosmtplib
+    lets ``email.utils.parseaddr`` join the pieces or cut at the break and mails the
+    result, an address the caller never wrote (``crlf\\r\\nrset@x.test`` goes out as
+    ``crlfrset@x.test``).
+
+    Applies to ``sendmail``, ``send_message`` and ``send`` when an address in the step's
+    arguments has a CR or LF once stripped; smtpclient.aio raised ``ValueError`` and sent no
+    MAIL (``send`` then QUIT); aiosmtplib sent, after the same bytes, a MAIL or RCPT line
+    whose path is what aiosmtplib's ``parse_address`` makes of such an address.  Whole
+    step; the server has a transaction (or a message) smtpclient.aio's server has not, so
+    the sessions diverged.
+    """
+
+    name: ClassVar[str] = "line-break-in-address"
+    summary: ClassVar[str] = "a line break inside an address: ValueError, not a mangled address"
+    row: ClassVar[str] = (
+        "an address with a line break inside is cut or joined there by `parseaddr` and "
+        "the result is mailed"
+    )
+
+    def explain(self, context: Context) -> Explanation | None:
+        step = context.step
+        if step.method not in TRANSACTIONS:
+            return None
+        broken = [a for a in _addresses(step) if "\r" in a.strip() or "\n" in a.strip()]
+        t, o = context.theirs_step, context.ours_step
+        if not broken or not o.outcome.is_a("ValueError") or _sent(o, "MAIL"):
+            return None
+        before = o.received
+        if step.method == "send" and before.endswith(b"QUIT\r\n"):
+            before = before[: -len(b"QUIT\r\n")]  # send() ends its own session
+        if not t.received.startswith(before):
+            return None
+        mangled = set()
+        for address in broken:
+            try:
+                mangled.add(parse_address(address))
+            except ValueError:
+                continue
+        paths = {_path(e.raw) for e in t.entries if e.kind == "command"}
+        if not mangled & paths:
+            return None
+        note = "smtpclient.aio refused the address; aiosmtplib mailed what parseaddr made of it"
+        return _whole_step(context, self.name, note, diverged=True)
+
+
 def _rcpt_address(raw: bytes) -> str:
     match = re.match(rb"(?i)RCPT TO:<([^>]*)>", raw)
     return match.group(1).decode("utf-8", "replace") if match else ""
@@ -1167,6 +1221,7 @@ DEVIATIONS: Mapping[str, Deviation] = {
         AuthInClearRefused(),
         CredentialsControlCharacters(),
         AddressesCheckedFirst(),
+        LineBreakInAddress(),
         OutcomeUnknown(),
         StartTLSInjection(),
         UnsolicitedReply(),
