@@ -928,12 +928,6 @@ CASES: tuple[Case, ...] = (
         ),
         plan=Plan(lmtp=True, recipients=(R1, R2)),
         expect=Expect("delivered", accepted=(R1,), refused=((R2, 421),)),
-        faces={"cli": Expect("refused", 421)},
-        why={
-            "cli": "the CLI exits 3 ('the server closed the session: delivery to ... failed: "
-            "421') whenever a 421 closed the session, even after the message was delivered "
-            "to the first recipient (reported, not changed: see the kit's report)",
-        },
         tail=(),
     ),
     Case(
