@@ -172,21 +172,13 @@ def _judge(session: _Session, result: TransactionResult) -> tuple[int, list[str]
     return code, problems
 
 
-def _delivered_to_some(session: _Session, result: TransactionResult) -> bool:
-    """True if an LMTP server's verdict gave the message to at least one recipient."""
-    return session.opts.lmtp and any(
-        r.rcpt_reply is not None and r.rcpt_reply.is_positive and r.reply.is_positive
-        for r in result.recipients
-    )
-
-
 def _send_one(session: _Session, content: bytes) -> int:
     """One message on the command's own session: its notes, its problems, its exit status."""
     result = _transaction(session, content)
     code, problems = _judge(session, result)
     if session.conn.state is State.CLOSED:
         closed = "the server closed the session: " + ("; ".join(problems) or "421")
-        if not _delivered_to_some(session, result):
+        if not (session.opts.lmtp and result.delivered):
             raise _Fail(EXIT_CONNECTION, closed)
         # LMTP: a recipient got the message before a 421 verdict closed the session.
         # Exit 3 would hide that delivery (and invite a retry that duplicates it):

@@ -171,11 +171,11 @@ class _Session:
 
     def _refused(self, stage: str, exc: ReplyError) -> _Fail:
         text = _reply_text(exc.reply)
-        if exc.reply.code == 421 and stage not in ("greeting", "starttls"):
-            # RFC 5321 §3.8: 421 means the server is closing the channel, whatever
-            # it answers; a 421 to EHLO/LHLO or AUTH is the same event as a 421 to
-            # MAIL, RCPT or the message (exit 3), not a refusal of the name or of
-            # the credentials (which would send the user looking in the wrong place).
+        if self.conn.state is State.CLOSED and stage not in ("greeting", "starttls"):
+            # The engine closed the connection on that reply (a 421, RFC 5321 §3.8):
+            # at EHLO/LHLO or AUTH it is the same event as at MAIL, RCPT or the
+            # message (exit 3), not a refusal of the name or of the credentials
+            # (which would send the user looking in the wrong place).
             return _Fail(EXIT_CONNECTION, f"the server closed the session: {text}")
         if stage == "greeting":
             return _Fail(EXIT_CONNECTION, f"the server refused the session: {text}", polite=True)
