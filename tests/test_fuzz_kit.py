@@ -66,8 +66,11 @@ class PlantedServer:
     ``None``: no bug.
     """
 
-    def __init__(self, bug: str | None, port: int = 0) -> None:
+    def __init__(
+        self, bug: str | None, port: int = 0, greeting: bytes = b"220 planted.test ESMTP\r\n"
+    ) -> None:
         self.bug = bug
+        self.greeting = greeting
         self.listener = socket.create_server(("127.0.0.1", port))
         self.port: int = self.listener.getsockname()[1]
         self.dead = threading.Event()
@@ -116,7 +119,7 @@ class PlantedServer:
                     return
                 buffer += data
 
-        conn.sendall(b"220 planted.test ESMTP\r\n")
+        conn.sendall(self.greeting)
         reader = lines()
         for text in reader:
             verb = text.split(b" ", 1)[0].upper()
@@ -283,8 +286,6 @@ def test_a_correct_server_gives_nothing_and_exit_0(planted: PlantedServer, tmp_p
     assert (
         "session 1 (seed): EHLO MAIL RCPT DATA [content 34] -> 220 250 250 250 354 250 221" in out
     )
-    assert "sessions in" in out
-    assert "reached" in out
     assert not list(tmp_path.iterdir())
 
 
@@ -339,6 +340,17 @@ def test_postfix_neither_crashes_nor_hangs_in_a_short_run(tmp_path: Path) -> Non
 
 
 # -- the generator ------------------------------------------------------------------------------
+
+
+def test_the_server_name_is_read_off_a_multiline_greeting(tmp_path: Path) -> None:
+    # The first session learns postmaster@<the greeting's first word>; a greeting
+    # whose first line holds only the name once gave "planted.test\r\n220".
+    server = PlantedServer(None, greeting=b"220-planted.test\r\n220 ESMTP ready\r\n")
+    try:
+        fuzzer = fuzz(server, tmp_path, sessions=1)
+        assert fuzzer._learn_recipients() == ("postmaster@planted.test", "fuzz@example.org")
+    finally:
+        server.close()
 
 
 def test_the_same_seed_makes_the_same_sessions() -> None:
@@ -475,7 +487,7 @@ def test_only_loopback_unless_allowed() -> None:
     assert Target.parse("[::1]:2525").address == "[::1]:2525"
     with pytest.raises(RemoteTargetError):
         Target("192.0.2.1", 25)
-    assert Target("192.0.2.1", 25, allow_remote=True).port == 25
+    assert Target("192.0.2.1", 25, allow_remote=True).address == "192.0.2.1:25"
     for bad in ("", "host:port", "[::1", "a:1:2:x"):
         with pytest.raises(ValueError, match="HOST"):
             Target.parse(bad)
@@ -583,7 +595,7 @@ def test_replay_takes_a_target_or_a_connect_callable(
     assert replay(path, target=Target("127.0.0.1", planted.port)).reproduced
     result = replay(path, connect=Target("127.0.0.1", planted.port).connect, stage_timeout=2)
     assert result.reproduced
-    assert result.findings == [("violation", result.findings[0][1], 1)]
+    assert [(kind, number) for kind, _, number in result.findings] == [("violation", 1)]
     assert "250 reply to DATA" in result.findings[0][1]
 
 

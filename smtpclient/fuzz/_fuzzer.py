@@ -327,9 +327,10 @@ class Fuzzer:
         result = self.runner.run(())
         if result.refused:
             raise TargetUnreachable(f"cannot connect to {self.target_name}: {result.refused_error}")
-        greeting = next((r.data for r in result.records if r.direction == "S"), b"")
-        words = greeting[4:].split(b" ", 1) if isinstance(greeting, bytes) else []
-        domain = words[0].decode("ascii", "replace").strip() if words else ""
+        # The greeting's first word is the server's name (RFC 5321 §4.3.1), read off
+        # the engine's Greeting: a multiline or split greeting parses the same.
+        words = result.greeting[0].split() if result.greeting else []
+        domain = words[0].decode("ascii", "replace") if words else ""
         found = [f"postmaster@{domain}"] if domain and "." in domain else ["postmaster"]
         return (*found, "fuzz@example.org")
 
@@ -400,9 +401,8 @@ class Fuzzer:
         self._save(report, kind, summary, number, sessions)
 
     def _crash(self, report: FuzzReport, error: str) -> bool:
-        """After a refused connection: ask again, and save a crash if it is refused too."""
-        time.sleep(0.1)  # a server being restarted, or a transient refusal, gets one more try
-        if not self.runner.run(()).refused:
+        """After a refused connection: ask again, and save a crash if it is refused still."""
+        if not self.runner.refuses_connections():
             return False
         number = report.sessions
         summary = f"the server stopped accepting connections after session {number} ({error})"

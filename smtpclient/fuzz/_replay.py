@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def replay(
         result.sessions += 1
         if run.finding is not None:
             result.findings.append((run.finding[0], run.finding[1], session.number))
-        if _refused(runner):
+        if runner.refuses_connections():
             result.findings.append(
                 (
                     "crash",
@@ -100,20 +99,3 @@ def replay(
             )
             return result
     return result
-
-
-def _refused(runner: SessionRunner) -> bool:
-    """True if the server refuses connections now (asked twice, 0.1 s apart)."""
-    for attempt in range(2):
-        try:
-            sock = runner.connect(runner.stage_timeout)
-        except ConnectionRefusedError:
-            if attempt:
-                return True
-            time.sleep(0.1)
-            continue
-        except OSError:
-            return False
-        sock.close()
-        return False
-    return True

@@ -104,6 +104,7 @@ class SessionResult:
         bytes_sent: bytes written.
         closed_without_421: the server closed while a reply was due, without
             saying 421 first.
+        greeting: the greeting's lines, as the engine parsed them (``()`` if none came).
     """
 
     steps: tuple[Step, ...]
@@ -119,6 +120,7 @@ class SessionResult:
     commands: int = 0
     bytes_sent: int = 0
     closed_without_421: bool = False
+    greeting: tuple[bytes, ...] = ()
 
 
 class _Stop(Exception):
@@ -138,6 +140,23 @@ class SessionRunner:
             raise ValueError(f"stage_timeout must be positive: {stage_timeout}")
         self.connect = connect
         self.stage_timeout = stage_timeout
+
+    def refuses_connections(self) -> bool:
+        """True if connecting fails now and again 0.1 s later: the sign of a crash.
+
+        Asked twice so that a server being restarted, or a transient refusal,
+        is not taken for one; the fuzzer and the replay ask the same question.
+        """
+        for attempt in range(2):
+            if attempt:
+                time.sleep(0.1)
+            try:
+                sock = self.connect(self.stage_timeout)
+            except OSError:
+                continue
+            sock.close()
+            return False
+        return True
 
     def run(self, steps: tuple[Step, ...]) -> SessionResult:
         """Run one session of ``steps`` and return what happened (never raises ``OSError``)."""
@@ -426,6 +445,7 @@ class _Session:
             result.states.add(conn.state)
             result.first_reached.setdefault((conn.state, code), max(self.step_index + 1, 0))
             if isinstance(event, Greeting):
+                result.greeting = event.lines
                 result.coverage.add(("state", state.name, str(code)))
                 continue
             self._judge(event, state, tail=tail)
