@@ -160,7 +160,8 @@ class Face:
             ``smtplib``, ``client_SMTP``, ``aio``, ``cli``.
         run: runs a plan against a port and returns the outcome.
         supports: whether the face can be asked to do the plan at all.
-        says_command: whether its errors name the command refused.
+        says_command: whether its errors name the command refused (the CLI's
+            messages name its stage, not the command: False).
     """
 
     name: str
@@ -742,7 +743,7 @@ FACES: Sequence[Face] = (
     Face("aio-asyncio", "aio", _aio_runner(_run_on_asyncio), _aio_supports),
     Face("aio-trio", "aio", _aio_runner(_run_on_trio), _aio_supports),
     Face("aio-send", "aio", _aio_runner(_run_on_asyncio, use_send=True), _aio_supports),
-    Face("cli", "cli", _run_cli, _cli_supports),
+    Face("cli", "cli", _run_cli, _cli_supports, says_command=False),
 )
 
 #: The groups of faces that share expectations, in the order of :data:`FACES`.

@@ -123,10 +123,8 @@ def test_hostile(case: Case, face: Face, certificates: Certificates) -> None:
     assert outcome.kind in expected.kinds, f"expected {expected}; {said}"
     if outcome.kind == "refused" and expected.code is not None:
         assert outcome.code == expected.code, said
-    if outcome.kind == "refused" and expected.command is not None and face.says_command:
-        # A face whose exception names no command (smtplib's bare
-        # SMTPResponseException) reports None, and there is nothing to compare.
-        assert outcome.command in (expected.command, None), said
+    if outcome.kind == "refused" and face.says_command:
+        assert outcome.command == expected.command, said
     if outcome.kind == "refused" and case.text is not None:
         assert case.text in outcome.text, said
     if outcome.limit is not None:
