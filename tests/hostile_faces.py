@@ -353,8 +353,14 @@ _SMTPLIB_ERRORS = (OSError, ValueError)  # SMTPException is an OSError, as in sm
 
 
 def _smtplib_error(exc: BaseException) -> Outcome:
-    """smtplib's exceptions as outcomes (rules R2-R6 of ``_smtplib_outcomes``)."""
+    """smtplib's exceptions as outcomes (rules R2-R6 of ``_smtplib_outcomes``).
+
+    An exception of the engine's own (``smtp_core``: a ``StageTimeout`` is an
+    ``OSError`` too) is a leak: smtplib's faces turn them into smtplib's.
+    """
     detail = f"{type(exc).__name__}: {exc}"
+    if type(exc).__module__.startswith("smtp_core"):
+        return Outcome("leak", detail=detail)
     if isinstance(exc, smtpclient.SMTPRecipientsRefused):
         first = next(iter(exc.recipients.values()), (None, b""))
         return Outcome(

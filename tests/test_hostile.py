@@ -304,3 +304,10 @@ def test_kit_calls_an_undocumented_exception_a_leak() -> None:
 
     assert _engine_error(KeyError("x")).kind == "leak"
     assert _engine_error(TimeoutError()).kind == "timeout"
+    # smtplib's faces may raise OSError, but never the engine's own (a StageTimeout
+    # is an OSError): that would be the engine leaking through the facade.
+    from smtp_core import Stage, StageTimeout
+    from tests.hostile_faces import _smtplib_error
+
+    assert _smtplib_error(StageTimeout(Stage.MAIL, 1.0)).kind == "leak"
+    assert _smtplib_error(TimeoutError()).kind != "leak"
