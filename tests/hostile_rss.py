@@ -120,11 +120,11 @@ def _naive_face() -> Face:
 
 
 def run_child(face_name: str, case_names: Sequence[str]) -> dict[str, object]:
-    """In the child: the warm baseline, then the peak after each case.
+    """In the child: a warm session, then each case's growth of the peak RSS.
 
-    Returns ``{"baseline": KiB, "peaks": {case: baseline + growth, KiB},
-    "kinds": {case: outcome kind}, "capped": [cases whose endless step ran to
-    its cap]}``.
+    Returns ``{"baseline": KiB (the RSS after the warm session), "growth": {case:
+    KiB}, "kinds": {case: outcome kind}, "capped": [cases whose endless step ran
+    to its cap]}``.
     """
     from tests.hostile_cases import CASES
     from tests.hostile_faces import FACES
@@ -132,7 +132,7 @@ def run_child(face_name: str, case_names: Sequence[str]) -> dict[str, object]:
 
     face = _naive_face() if face_name == NAIVE else next(f for f in FACES if f.name == face_name)
     by_name = {case.name: case for case in CASES}
-    peaks: dict[str, int] = {}
+    growth: dict[str, int] = {}
     kinds: dict[str, str] = {}
     capped: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,12 +153,11 @@ def run_child(face_name: str, case_names: Sequence[str]) -> dict[str, object]:
         for name in case_names:
             if face.supports(by_name[name].plan):
                 _reset_peak()
-                # Each case from the same footing: growth is its peak over the
-                # RSS before it began, reported as the baseline plus growth.
+                # Each case from the same footing: its peak over the RSS before it.
                 before = _status_kib("VmRSS")
                 play(name)
-                peaks[name] = baseline + _status_kib("VmHWM") - before
-    return {"baseline": baseline, "peaks": peaks, "kinds": kinds, "capped": capped}
+                growth[name] = _status_kib("VmHWM") - before
+    return {"baseline": baseline, "growth": growth, "kinds": kinds, "capped": capped}
 
 
 def measure(face_name: str, case_names: Sequence[str], timeout: float = 120.0) -> dict[str, object]:
@@ -184,12 +183,12 @@ def _table(faces: Sequence[str]) -> str:
         cells = []
         for case in WORST_CASES:
             report = measure(face, [case])
-            peaks = report["peaks"]
-            assert isinstance(peaks, dict)
-            if case not in peaks:
+            grown = report["growth"]
+            assert isinstance(grown, dict)
+            if case not in grown:
                 cells.append("n/a")
                 continue
-            growth = int(peaks[case]) - int(str(report["baseline"]))
+            growth = int(grown[case])
             capped = case in list(report["capped"])  # type: ignore[call-overload]
             cells.append(f"{growth:,}" + (" (read to the cap!)" if capped else ""))
         rows.append(f"| {face} | " + " | ".join(cells) + " |")
